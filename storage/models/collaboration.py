@@ -1,0 +1,111 @@
+"""Real-time collaboration: sessions, their members, and the edit log (schema doc §9–11)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, func, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.base import Base, JSONType, new_uuid, utcnow
+
+if TYPE_CHECKING:
+    from storage.models.tenancy import Tenant, User
+
+#: The roles a session member may have, weakest last.
+MEMBER_ROLES = ("OWNER", "EDITOR", "VIEWER")
+
+
+class CollaborationSession(Base):
+    """A live co-editing session, joined through its share token."""
+
+    __tablename__ = "collaboration_sessions"
+
+    id: Mapped[str] = mapped_column(primary_key=True, default=new_uuid)
+    name: Mapped[str]
+    description: Mapped[str | None]
+    content: Mapped[str | None] = mapped_column(default="", server_default="")
+    is_active: Mapped[bool | None] = mapped_column(default=True, server_default=true())
+    share_token: Mapped[str] = mapped_column(unique=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+    # Ours (0007_tenant_scoping): the persisted Yjs document state (an update encoding the
+    # whole document), stored next to the plain ``content``.
+    crdt_state: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    tenant: Mapped[Tenant | None] = relationship()
+    owner: Mapped[User] = relationship()
+    members: Mapped[list[SessionMember]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True
+    )
+    edits: Mapped[list[EditHistory]] = relationship(
+        back_populates="session",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="EditHistory.id",
+    )
+
+    __table_args__ = (
+        Index("idx_sessions_tenant", "tenant_id"),
+        Index("idx_sessions_owner", "owner_id"),
+        Index("idx_sessions_share_token", "share_token"),
+        Index(
+            "idx_sessions_active",
+            "is_active",
+            postgresql_where=is_active == true(),
+            sqlite_where=is_active == true(),
+        ),
+    )
+
+
+class SessionMember(Base):
+    """A user's membership (and role) in a collaboration session."""
+
+    __tablename__ = "session_members"
+
+    id: Mapped[str] = mapped_column(primary_key=True, default=new_uuid)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("collaboration_sessions.id", ondelete="CASCADE")
+    )
+    role: Mapped[str | None] = mapped_column(default="VIEWER", server_default="VIEWER")
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    session: Mapped[CollaborationSession] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("role IN ('OWNER', 'EDITOR', 'VIEWER')", name="valid_role"),
+        Index("idx_session_members_unique", "user_id", "session_id", unique=True),
+    )
+
+
+class EditHistory(Base):
+    """One applied edit operation (JSON) with the content before and after it."""
+
+    __tablename__ = "edit_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("collaboration_sessions.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    operation: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    content_before: Mapped[str | None]
+    content_after: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    session: Mapped[CollaborationSession] = relationship(back_populates="edits")
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (
+        Index("idx_edit_history_session", "session_id"),
+        Index("idx_edit_history_user", "user_id"),
+        Index("idx_edit_history_created", created_at.desc()),
+    )

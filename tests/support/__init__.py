@@ -1,0 +1,1 @@
+"""Shared test support: real services, fresh databases, real server processes."""
