@@ -1,0 +1,121 @@
+"""Tenants, users and login sessions (rows of the ``session`` table)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.base import utcnow
+from storage.models import LoginSession, Tenant, User
+
+
+class DuplicateError(ValueError):
+    """A unique value (email, domain) is already taken."""
+
+
+class UnknownReferenceError(LookupError):
+    """A referenced row (tenant, user) does not exist."""
+
+
+async def create_tenant(
+    db: AsyncSession, *, name: str, api_key_hash: str, domain: str | None = None
+) -> Tenant:
+    """Insert a tenant; ``api_key_hash`` is the hash of a key shown to the operator once."""
+    if domain is not None:
+        taken = await db.scalar(select(Tenant.id).where(Tenant.domain == domain))
+        if taken is not None:
+            raise DuplicateError(f"a tenant with domain {domain!r} already exists")
+    tenant = Tenant(name=name, domain=domain, api_key=api_key_hash)
+    db.add(tenant)
+    await db.flush()
+    return tenant
+
+
+async def get_tenant(db: AsyncSession, tenant_id: str) -> Tenant | None:
+    """The tenant with this id, or None."""
+    return await db.get(Tenant, tenant_id)
+
+
+async def get_tenant_by_api_key_hash(db: AsyncSession, api_key_hash: str) -> Tenant | None:
+    """The active tenant whose API key hashes to ``api_key_hash``, or None."""
+    tenant = await db.scalar(select(Tenant).where(Tenant.api_key == api_key_hash))
+    if tenant is None or tenant.is_active is False:
+        return None
+    return tenant
+
+
+async def create_user(
+    db: AsyncSession,
+    *,
+    tenant_id: str,
+    email: str,
+    name: str,
+    color: str | None = None,
+    avatar: str | None = None,
+) -> User:
+    """Insert a user of an existing tenant; emails are unique across the server."""
+    if await db.get(Tenant, tenant_id) is None:
+        raise UnknownReferenceError(f"unknown tenant {tenant_id!r}")
+    if await db.scalar(select(User.id).where(User.email == email)) is not None:
+        raise DuplicateError(f"a user with email {email!r} already exists")
+    user = User(tenant_id=tenant_id, email=email, name=name, avatar=avatar)
+    if color is not None:
+        user.color = color
+    db.add(user)
+    await db.flush()
+    return user
+
+
+async def get_user(db: AsyncSession, user_id: str) -> User | None:
+    """The user with this id, or None."""
+    return await db.get(User, user_id)
+
+
+async def get_user_by_email(db: AsyncSession, email: str) -> User | None:
+    """The user with this email, or None."""
+    return await db.scalar(select(User).where(User.email == email))
+
+
+async def create_login_session(
+    db: AsyncSession, *, token_hash: str, user: User, expires_at: datetime
+) -> LoginSession:
+    """Store a login session keyed by the hash of its token (the token itself is never stored)."""
+    row = LoginSession(
+        sid=token_hash,
+        sess={"user_id": user.id, "tenant_id": user.tenant_id, "created_at": utcnow().isoformat()},
+        expire=expires_at,
+    )
+    db.add(row)
+    await db.flush()
+    return row
+
+
+async def resolve_login_session(
+    db: AsyncSession, token_hash: str, *, now: datetime | None = None
+) -> tuple[User, dict[str, Any]] | None:
+    """The user behind an unexpired login session, or None if unknown or expired."""
+    row = await db.get(LoginSession, token_hash)
+    if row is None or row.expire <= (now or utcnow()):
+        return None
+    user_id = row.sess.get("user_id") if isinstance(row.sess, dict) else None
+    if not isinstance(user_id, str):
+        return None
+    user = await db.get(User, user_id)
+    if user is None:
+        return None
+    return user, row.sess
+
+
+async def delete_login_session(db: AsyncSession, token_hash: str) -> bool:
+    """Log out: remove the session row. True if it existed."""
+    result = await db.execute(delete(LoginSession).where(LoginSession.sid == token_hash))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def purge_expired_login_sessions(db: AsyncSession, *, now: datetime | None = None) -> int:
+    """Delete expired login sessions; returns how many were removed."""
+    result = await db.execute(delete(LoginSession).where(LoginSession.expire <= (now or utcnow())))
+    return int(result.rowcount)  # type: ignore[attr-defined]

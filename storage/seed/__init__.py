@@ -1,0 +1,1 @@
+"""Seed content (templates and techniques) loaded by ``prompt-studio db seed``."""
