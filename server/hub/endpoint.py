@@ -1,0 +1,193 @@
+"""``GET /ws/{share_token}``: admitting a client to a room and serving its socket.
+
+Admission order: authenticate (4401), find the session by share token (4404), check it is
+active (4410) and of the caller's tenant (4403), make the caller a member (VIEWER unless already
+one), then join the room. The receive loop enforces the frame size (1009) and rate limit (1008)
+and dispatches frames to the protocol of the connection; a :class:`CloseConnection` raised
+anywhere ends up here, as the one place that turns it into a close frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from server.auth import Principal, authenticate
+from server.errors import Unauthenticated
+from server.http import services_of
+from server.hub.closing import CloseCode, CloseConnection
+from server.hub.connection import ClientConnection, WireProtocol
+from server.hub.json_protocol import error_message, handle_json_frame, welcome_message
+from server.hub.ratelimit import TokenBucket
+from server.hub.room import Room
+from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
+from server.services import Services
+from storage.repositories.collaboration import (
+    ensure_member,
+    get_session_by_share_token,
+    list_members,
+)
+
+logger = logging.getLogger(__name__)
+
+# After this many messages over the rate limit a connection is closed (1008).
+RATE_VIOLATIONS_BEFORE_CLOSE = 50
+
+
+async def collaboration_socket(websocket: WebSocket) -> None:
+    """Serve one collaboration websocket from accept to close."""
+    services = services_of(websocket)
+    await websocket.accept()
+    try:
+        principal, session_id, role, members = await _admit(websocket, services)
+    except CloseConnection as exc:
+        await _close(websocket, exc.code, exc.reason)
+        return
+
+    hub = services.hub
+    try:
+        room = await hub.acquire(session_id)
+    except LookupError:
+        await _close(websocket, CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
+        return
+    settings = services.settings
+    conn = ClientConnection(
+        websocket,
+        principal,
+        role,
+        send_queue_limit=settings.send_queue_limit,
+        rate_limit=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
+    )
+    try:
+        if not room.active:
+            await _close(websocket, CloseCode.SESSION_INACTIVE, "the session is not active")
+            return
+        room.add(conn)
+        hub.presence.mark(session_id, principal.user_id)
+        requested = websocket.query_params.get("protocol")
+        if requested == "json":
+            _start(room, conn, WireProtocol.JSON, members)
+        elif requested == "yjs":
+            _start(room, conn, WireProtocol.YJS, members)
+        sender = asyncio.create_task(conn.run_sender(), name=f"sender-{conn.id}")
+        receiver = asyncio.create_task(
+            _receive_loop(room, conn, members, settings.max_frame_bytes),
+            name=f"receiver-{conn.id}",
+        )
+        done, _pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if receiver in done and not sender.done() and conn.is_closing:
+            # Let the queued close frame go out before stopping the sender.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sender), timeout=2.0)
+        for task in (sender, receiver):
+            task.cancel()
+        for result in await asyncio.gather(sender, receiver, return_exceptions=True):
+            if isinstance(result, Exception):
+                logger.error("connection %s failed", conn.id, exc_info=result)
+    finally:
+        room.remove(conn)
+        hub.presence.mark(session_id, principal.user_id)
+        hub.release(room)
+
+
+async def _admit(
+    websocket: WebSocket, services: Services
+) -> tuple[Principal, str, str, list[dict[str, Any]]]:
+    try:
+        principal = await authenticate(websocket, services.sessions)
+    except Unauthenticated as exc:
+        raise CloseConnection(CloseCode.UNAUTHENTICATED, exc.message) from None
+    share_token = websocket.path_params["share_token"]
+    async with services.sessions() as db:
+        session = await get_session_by_share_token(db, share_token)
+        if session is None:
+            raise CloseConnection(CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
+        if session.tenant_id != principal.tenant_id:
+            raise CloseConnection(
+                CloseCode.FORBIDDEN, "this session belongs to another organisation"
+            )
+        if not session.is_active:
+            raise CloseConnection(CloseCode.SESSION_INACTIVE, "the session is not active")
+        member = await ensure_member(db, session_id=session.id, user_id=principal.user_id)
+        members = [
+            {
+                "user_id": view.user.id,
+                "name": view.user.name,
+                "color": view.user.color,
+                "role": view.member.role,
+            }
+            for view in await list_members(db, session.id)
+        ]
+        return principal, session.id, member.role or "VIEWER", members
+
+
+def _start(
+    room: Room, conn: ClientConnection, protocol: WireProtocol, members: list[dict[str, Any]]
+) -> None:
+    conn.protocol = protocol
+    if protocol is WireProtocol.JSON:
+        conn.send_json(welcome_message(room, conn, members))
+    else:
+        greet_yjs(room, conn)
+
+
+async def _receive_loop(
+    room: Room, conn: ClientConnection, members: list[dict[str, Any]], max_frame_bytes: int
+) -> None:
+    websocket = conn.websocket
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data: bytes | None = message.get("bytes")
+        text: str | None = message.get("text")
+        size = len(data) if data is not None else len(text.encode("utf-8")) if text else 0
+        try:
+            if size > max_frame_bytes:
+                raise CloseConnection(
+                    CloseCode.MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {max_frame_bytes}"
+                )
+            if not conn.rate_limit.take():
+                _over_rate_limit(conn)
+                continue
+            if conn.protocol is None:
+                detected = WireProtocol.YJS if data is not None else WireProtocol.JSON
+                _start(room, conn, detected, members)
+            if data is not None:
+                if conn.protocol is WireProtocol.JSON:
+                    conn.send_json(
+                        error_message("unexpected_binary", "this connection speaks JSON")
+                    )
+                    continue
+                handle_binary_frame(room, conn, data)
+            elif text is not None:
+                if conn.protocol is WireProtocol.YJS:
+                    raise CloseConnection(
+                        CloseCode.UNSUPPORTED_DATA, "text frame on a y-websocket connection"
+                    )
+                handle_json_frame(room, conn, text, members)
+        except CloseConnection as exc:
+            conn.close(exc.code, exc.reason)
+            return
+
+
+def _over_rate_limit(conn: ClientConnection) -> None:
+    conn.rate_violations += 1
+    if conn.rate_violations > RATE_VIOLATIONS_BEFORE_CLOSE or conn.protocol is WireProtocol.YJS:
+        # A Yjs client must not silently lose an update: close, it reconnects and resyncs.
+        conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+        return
+    if conn.rate_violations == 1 or conn.rate_violations % 10 == 0:
+        conn.send_json(
+            error_message("rate_limited", "too many messages; slow down (message dropped)")
+        )
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, OSError):
+            await websocket.close(code, reason)

@@ -1,0 +1,176 @@
+"""The JSON protocol: text frames from clients that have no CRDT of their own.
+
+Client → server: ``op`` (with the revision it was made against), ``presence`` (cursor),
+``ping``, ``resync``. Server → client: ``welcome``, ``ack``, ``op``, ``presence``, ``role``,
+``error``, ``pong``. A bad message earns its sender an ``error`` frame and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crdt import OpError, parse_op, transform_through
+from crdt.codec import AwarenessEntry, encode_awareness, encode_awareness_message
+from server.hub.connection import ClientConnection, Deferred, dumps
+from server.hub.room import Room, StaleRevisionError
+from storage.history_writer import SessionGoneError
+
+MAX_OP_CONTENT_CHARS = 1_000_000
+
+
+def error_message(code: str, message: str, msg_id: Any = None, **extra: Any) -> dict[str, Any]:
+    """An ``error`` frame, echoing the client's message id when it sent one."""
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message, "id": msg_id}
+    body.update(extra)
+    return body
+
+
+def welcome_message(
+    room: Room, conn: ClientConnection, members: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The first frame a JSON client receives: the document, its revision, who is here."""
+    online = {c.user_id for c in room.connections}
+    return {
+        "type": "welcome",
+        "session": {"id": room.session_id, "name": room.name, "description": room.description},
+        "user": {
+            "id": conn.user_id,
+            "name": conn.principal.name,
+            "email": conn.principal.email,
+            "color": conn.principal.color,
+        },
+        "role": conn.role,
+        "rev": room.rev,
+        "content": room.text,
+        "client_id": conn.awareness_client_id,
+        "members": [dict(m, online=m["user_id"] in online) for m in members],
+        "presence": room.presence_list(),
+    }
+
+
+def handle_json_frame(
+    room: Room, conn: ClientConnection, raw: str, members: list[dict[str, Any]]
+) -> None:
+    """Handle one text frame from a JSON client."""
+    try:
+        message = json.loads(raw)
+    except ValueError as exc:
+        conn.send_json(error_message("malformed_json", f"the frame is not valid JSON: {exc}"))
+        return
+    if not isinstance(message, dict):
+        conn.send_json(error_message("invalid_message", "a message must be a JSON object"))
+        return
+    msg_id = message.get("id")
+    if msg_id is not None and (not isinstance(msg_id, str | int) or isinstance(msg_id, bool)):
+        conn.send_json(error_message("invalid_message", "id must be a string or an integer"))
+        return
+    kind = message.get("type")
+    if kind == "op":
+        _handle_op(room, conn, message, msg_id)
+    elif kind == "presence":
+        _handle_presence(room, conn, message, msg_id)
+    elif kind == "ping":
+        conn.send_json({"type": "pong", "id": msg_id})
+    elif kind == "resync":
+        conn.send_json(welcome_message(room, conn, members))
+    elif isinstance(kind, str):
+        conn.send_json(error_message("unknown_type", f"unknown message type {kind!r}", msg_id))
+    else:
+        conn.send_json(error_message("invalid_message", "type must be a string", msg_id))
+
+
+def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_id: Any) -> None:
+    if not conn.can_edit:
+        conn.send_json(
+            error_message("forbidden", f"a {conn.role} cannot change this document", msg_id)
+        )
+        return
+    rev = message.get("rev")
+    if not isinstance(rev, int) or isinstance(rev, bool):
+        conn.send_json(error_message("invalid_op", "rev must be an integer", msg_id, field="rev"))
+        return
+    try:
+        op = parse_op(message.get("op"), max_content_chars=MAX_OP_CONTENT_CHARS)
+        concurrent = room.ops_since(rev)
+    except OpError as exc:
+        conn.send_json(error_message(exc.code, exc.message, msg_id, field=exc.field))
+        return
+    except StaleRevisionError as exc:
+        conn.send_json(error_message("stale_rev", str(exc), msg_id, rev=room.rev))
+        return
+    except ValueError as exc:
+        conn.send_json(error_message("invalid_rev", str(exc), msg_id, field="rev", rev=room.rev))
+        return
+    transformed = transform_through(op, concurrent)
+    if transformed is None:
+        # Everything it meant to do was already done by someone else (e.g. a double delete).
+        conn.send_json({"type": "ack", "id": msg_id, "rev": room.rev, "noop": True})
+        return
+    try:
+        change = room.document.apply_op(transformed)
+    except OpError as exc:
+        conn.send_json(error_message(exc.code, exc.message, msg_id, field=exc.field))
+        return
+    rev_after, durable = room.commit(change, user_id=conn.user_id, author=conn)
+    applied = change.ops[-1].to_json() if len(change.ops) == 1 else None
+
+    def on_error(exc: BaseException) -> str:
+        if isinstance(exc, SessionGoneError):
+            return dumps(error_message("session_deleted", "the session was deleted", msg_id))
+        return dumps(error_message("persist_failed", "the edit could not be stored", msg_id))
+
+    conn.send(
+        Deferred(
+            durable,
+            on_result=lambda _ids: dumps(
+                {"type": "ack", "id": msg_id, "rev": rev_after, "op": applied}
+            ),
+            on_error=on_error,
+        )
+    )
+
+
+def _valid_cursor(value: Any, length: int) -> dict[str, int] | str | None:
+    """The cursor as given, or an error text."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "cursor must be an object {anchor, head} or null"
+    cursor: dict[str, int] = {}
+    for key in ("anchor", "head"):
+        pos = value.get(key)
+        if not isinstance(pos, int) or isinstance(pos, bool):
+            return f"cursor.{key} must be an integer"
+        if not 0 <= pos <= length:
+            return f"cursor.{key} {pos} is outside the document (0..{length})"
+        cursor[key] = pos
+    return cursor
+
+
+def _handle_presence(
+    room: Room, conn: ClientConnection, message: dict[str, Any], msg_id: Any
+) -> None:
+    cursor = _valid_cursor(message.get("cursor"), room.document.utf16_length)
+    if isinstance(cursor, str):
+        conn.send_json(error_message("invalid_presence", cursor, msg_id, field="cursor"))
+        return
+    conn.cursor = cursor
+    conn.awareness_clock += 1
+    state: dict[str, Any] = {
+        "user": {"id": conn.user_id, "name": conn.principal.name, "color": conn.principal.color},
+        "cursor": cursor,
+    }
+    entry = AwarenessEntry(conn.awareness_client_id, conn.awareness_clock, state)
+    room.apply_awareness(conn, [entry])
+    room.broadcast_yjs(encode_awareness_message(encode_awareness([entry])))
+    room.broadcast_json(
+        {
+            "type": "presence",
+            "event": "update",
+            "user_id": conn.user_id,
+            "client_id": conn.awareness_client_id,
+            "state": state,
+        },
+        exclude=conn,
+    )

@@ -1,0 +1,89 @@
+"""The y-websocket protocol: binary frames from stock Yjs clients.
+
+Exactly one message per frame: sync step 1/2 and update (type 0), awareness (1), query
+awareness (3). A frame that cannot be decoded closes its own connection (1002); nothing is
+applied from it and no other client notices.
+"""
+
+from __future__ import annotations
+
+from crdt import ProtocolError, UpdateError
+from crdt.codec import (
+    AwarenessMessage,
+    QueryAwareness,
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+    decode_awareness,
+    decode_message,
+    encode_awareness,
+    encode_awareness_message,
+    encode_permission_denied,
+    encode_sync_step1,
+    encode_sync_step2,
+)
+from server.hub.closing import CloseCode, CloseConnection
+from server.hub.connection import ClientConnection
+from server.hub.room import Room
+
+# What a Yjs client sends when it has nothing the server lacks: no structs, empty delete set.
+EMPTY_UPDATE = b"\x00\x00"
+
+
+def greet_yjs(room: Room, conn: ClientConnection) -> None:
+    """What the server says first to a Yjs client: its state vector, then who is here."""
+    conn.send(encode_sync_step1(room.document.state_vector()))
+    entries = room.awareness_entries()
+    if entries:
+        conn.send(encode_awareness_message(encode_awareness(entries)))
+
+
+def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> None:
+    """Handle one binary frame from a Yjs client."""
+    try:
+        message = decode_message(frame)
+    except ProtocolError as exc:
+        raise CloseConnection(CloseCode.PROTOCOL_ERROR, f"malformed message: {exc}") from None
+    if isinstance(message, SyncStep1):
+        try:
+            diff = room.document.encode_state_as_update(message.state_vector)
+        except (ProtocolError, UpdateError) as exc:
+            raise CloseConnection(CloseCode.INVALID_PAYLOAD, f"bad state vector: {exc}") from None
+        conn.send(encode_sync_step2(diff))
+    elif isinstance(message, SyncStep2 | SyncUpdate):
+        _apply_update(room, conn, message.update)
+    elif isinstance(message, AwarenessMessage):
+        try:
+            entries = decode_awareness(message.payload)
+        except ProtocolError as exc:
+            raise CloseConnection(CloseCode.PROTOCOL_ERROR, f"bad awareness: {exc}") from None
+        accepted = room.apply_awareness(conn, entries)
+        if not accepted:
+            return
+        room.broadcast_yjs(encode_awareness_message(encode_awareness(accepted)), exclude=conn)
+        for entry in accepted:
+            room.broadcast_json(
+                {
+                    "type": "presence",
+                    "event": "update" if entry.state is not None else "remove",
+                    "user_id": conn.user_id,
+                    "client_id": entry.client_id,
+                    "state": entry.state,
+                }
+            )
+    elif isinstance(message, QueryAwareness):
+        conn.send(encode_awareness_message(encode_awareness(room.awareness_entries())))
+
+
+def _apply_update(room: Room, conn: ClientConnection, update: bytes) -> None:
+    if update == EMPTY_UPDATE:
+        return
+    if not conn.can_edit:
+        # Refused: neither applied nor relayed. The client is told, in y-websocket's own terms.
+        conn.send(encode_permission_denied(f"a {conn.role} cannot change this document"))
+        return
+    try:
+        change = room.document.apply_update(update, origin="user")
+    except UpdateError as exc:
+        raise CloseConnection(CloseCode.INVALID_PAYLOAD, f"bad update: {exc}") from None
+    room.commit(change, user_id=conn.user_id, author=conn)

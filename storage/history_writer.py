@@ -1,0 +1,209 @@
+"""Write-behind persistence of edit history and document snapshots, in group commits.
+
+Edits are submitted as they happen; a single background task writes everything submitted while
+the previous commit was in flight in ONE transaction (edit_history rows plus the latest snapshot
+of every touched document), then resolves each submitter's future. A failed commit keeps its
+entries and is retried with backoff, so nothing acknowledged is ever lost and nothing is
+acknowledged before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import CollaborationSession, EditHistory
+from storage.repositories.collaboration import save_document
+
+logger = logging.getLogger(__name__)
+
+# Returns (crdt_state, content) of a live document at the moment it is called.
+SnapshotFn = Callable[[], tuple[bytes, str]]
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    """One edit_history row waiting to be written."""
+
+    session_id: str
+    user_id: str
+    operation: dict[str, Any]
+    content_before: str | None = None
+    content_after: str | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    entries: list[HistoryEntry]
+    future: asyncio.Future[list[int]]
+
+
+@dataclass(slots=True)
+class _Batch:
+    pending: list[_Pending] = field(default_factory=list)
+    snapshots: dict[str, SnapshotFn] = field(default_factory=dict)
+
+
+class SessionGoneError(LookupError):
+    """The collaboration session was deleted before its edits could be written."""
+
+
+class HistoryWriter:
+    """Group-committing writer for edit history and document snapshots.
+
+    Use as ``async with HistoryWriter(...) as writer:``; leaving the block flushes everything.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        linger_seconds: float = 0.005,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self._sessions = sessions
+        self._linger = linger_seconds
+        self._max_backoff = max_backoff_seconds
+        self._batch = _Batch()
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0
+        self.failures = 0
+
+    async def __aenter__(self) -> HistoryWriter:
+        self._task = asyncio.create_task(self._run(), name="history-writer")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    def submit(
+        self, session_id: str, entries: list[HistoryEntry], snapshot: SnapshotFn | None
+    ) -> asyncio.Future[list[int]]:
+        """Queue edits (and the document's snapshot function); the future gives their row ids."""
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        if entries:
+            self._batch.pending.append(_Pending(entries, future))
+        else:
+            future.set_result([])
+        if snapshot is not None:
+            self._batch.snapshots[session_id] = snapshot
+        self._idle.clear()
+        self._wakeup.set()
+        return future
+
+    def mark_dirty(self, session_id: str, snapshot: SnapshotFn) -> None:
+        """Ask for a snapshot of a document without history rows (e.g. a change from a peer)."""
+        self._batch.snapshots[session_id] = snapshot
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is committed."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the history writer is not running")
+        await self._idle.wait()
+
+    def _has_work(self) -> bool:
+        return bool(self._batch.pending or self._batch.snapshots)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            if not self._has_work():
+                self._idle.set()
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._linger > 0 and not self._closing:
+                await asyncio.sleep(self._linger)
+            batch, self._batch = self._batch, _Batch()
+            try:
+                await self._commit(batch)
+            except Exception:
+                self.failures += 1
+                logger.exception(
+                    "edit history commit failed (%d edits); retrying in %.2fs",
+                    sum(len(p.entries) for p in batch.pending),
+                    backoff,
+                )
+                self._requeue(batch)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = 0.05
+            self.commits += 1
+
+    def _requeue(self, batch: _Batch) -> None:
+        # Older entries go first so the rows keep the order the edits were applied in.
+        self._batch.pending[:0] = batch.pending
+        for session_id, fn in batch.snapshots.items():
+            self._batch.snapshots.setdefault(session_id, fn)
+
+    async def _commit(self, batch: _Batch) -> None:
+        try:
+            ids = await self._write(batch.pending, batch.snapshots)
+        except IntegrityError:
+            # Most likely a session deleted while its edits waited: drop those, keep the rest.
+            gone = await self._missing_sessions(batch)
+            if not gone:
+                raise
+            for item in batch.pending:
+                if item.entries[0].session_id in gone and not item.future.done():
+                    item.future.set_exception(SessionGoneError(item.entries[0].session_id))
+            logger.warning("dropping edits of deleted session(s) %s", ", ".join(sorted(gone)))
+            batch.pending = [p for p in batch.pending if p.entries[0].session_id not in gone]
+            batch.snapshots = {k: v for k, v in batch.snapshots.items() if k not in gone}
+            ids = await self._write(batch.pending, batch.snapshots)
+        for item, item_ids in zip(batch.pending, ids, strict=True):
+            if not item.future.done():
+                item.future.set_result(item_ids)
+
+    async def _missing_sessions(self, batch: _Batch) -> set[str]:
+        wanted = {p.entries[0].session_id for p in batch.pending} | set(batch.snapshots)
+        async with self._sessions() as db:
+            found = set(
+                await db.scalars(
+                    select(CollaborationSession.id).where(CollaborationSession.id.in_(wanted))
+                )
+            )
+        return wanted - found
+
+    async def _write(
+        self, pending: list[_Pending], snapshots: dict[str, SnapshotFn]
+    ) -> list[list[int]]:
+        async with self._sessions() as db, db.begin():
+            rows_per_item: list[list[EditHistory]] = []
+            for item in pending:
+                rows = [
+                    EditHistory(
+                        session_id=e.session_id,
+                        user_id=e.user_id,
+                        operation=e.operation,
+                        content_before=e.content_before,
+                        content_after=e.content_after,
+                    )
+                    for e in item.entries
+                ]
+                db.add_all(rows)
+                rows_per_item.append(rows)
+            await db.flush()
+            for session_id, snapshot in snapshots.items():
+                state, content = snapshot()
+                await save_document(db, session_id, crdt_state=state, content=content)
+        return [[row.id for row in rows] for rows in rows_per_item]

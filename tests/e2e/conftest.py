@@ -1,0 +1,73 @@
+"""End-to-end fixtures: a real ``prompt-studio serve`` process per module and dialect."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from migrations.runner import upgrade
+from tests.support.accounts import Account, create_accounts
+from tests.support.server_process import ServerProcess
+from tests.support.services import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_available,
+    require_service,
+)
+
+E2E_ENV = {
+    "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS": "0.5",
+    "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "0.2",
+}
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database for one module's server, on each dialect."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('e2e') / 'server.db'}"
+        upgrade(url, "head")
+        yield url
+        return
+    require_service("PostgreSQL", postgres_available())
+    module = request.module.__name__.rsplit(".", 1)[-1].replace("test_", "")[:20]
+    url = create_postgres_database(f"e2e_{module}")
+    try:
+        upgrade(url, "head")
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def server(
+    server_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """A running server for the module (restart-safe: tests may stop and start it)."""
+    log = Path(tmp_path_factory.mktemp("logs")) / "server.log"
+    proc = ServerProcess(server_database_url, env=E2E_ENV, log_path=log)
+    await proc.start()
+    try:
+        yield proc
+    finally:
+        await proc.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def team(server: ServerProcess) -> list[Account]:
+    """Three users of one fresh tenant: alice, bob, carol."""
+    return await create_accounts(server.database_url, ["Alice", "Bob", "Carol"])
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def outsider(server: ServerProcess) -> Account:
+    """A user of another tenant."""
+    (account,) = await create_accounts(server.database_url, ["Mallory"])
+    return account

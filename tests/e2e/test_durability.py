@@ -1,0 +1,115 @@
+"""Durability and lifecycle: acked ops survive SIGKILL, 50 clients join at once, idle unload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.e2e.conftest import E2E_ENV
+from tests.support.accounts import Account, create_accounts
+from tests.support.json_client import JsonClient
+from tests.support.server_process import ServerProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_server(server_database_url: str, tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A server this test may kill and restart (on the module's database)."""
+    proc = ServerProcess(server_database_url, env=E2E_ENV, log_path=tmp_path / "server.log")
+    await proc.start()
+    try:
+        yield proc
+    finally:
+        await proc.stop()
+
+
+async def make_session(server: ServerProcess, owner: Account, content: str) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=owner.headers) as http:
+        response = await http.post("/api/sessions", json={"name": "durable", "content": content})
+    assert response.status_code == 201
+    return response.json()
+
+
+async def read_content(server: ServerProcess, account: Account, session_id: str) -> str:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=account.headers) as http:
+        response = await http.get(f"/api/sessions/{session_id}")
+    assert response.status_code == 200
+    return str(response.json()["content"])
+
+
+async def test_every_acked_op_survives_sigkill(own_server: ServerProcess) -> None:
+    (alice,) = await create_accounts(own_server.database_url, ["Alice"])
+    session = await make_session(own_server, alice, "start")
+    client = JsonClient(own_server.ws_base, session["share_token"], alice.token)
+    await client.connect()
+    acked = []
+    for i in range(40):
+        reply = await client.op(
+            {"type": "insert", "position": client.utf16_length(), "content": f" {i}"}
+        )
+        assert reply["type"] == "ack"
+        acked.append(f" {i}")
+    expected = "start" + "".join(acked)
+    assert client.text == expected
+    # No graceful shutdown: whatever was acked must already be on disk.
+    await own_server.kill()
+    await client.wait_closed()
+    await own_server.start()
+    assert await read_content(own_server, alice, session["id"]) == expected
+    async with JsonClient(own_server.ws_base, session["share_token"], alice.token) as again:
+        assert again.welcome is not None and again.welcome["content"] == expected
+        # The document keeps working after the restart.
+        assert (await again.insert(0, ">"))["type"] == "ack"
+    async with httpx.AsyncClient(base_url=own_server.base_url, headers=alice.headers) as http:
+        history = await http.get(f"/api/sessions/{session['id']}/history", params={"limit": 200})
+    assert history.json()["total"] == 41
+
+
+async def test_fifty_clients_joining_at_once_all_join_and_sync(
+    server: ServerProcess,
+) -> None:
+    accounts = await create_accounts(server.database_url, [f"U{i}" for i in range(50)])
+    owner = accounts[0]
+    session = await make_session(server, owner, "shared ✓")
+    clients = [JsonClient(server.ws_base, session["share_token"], a.token) for a in accounts]
+    await asyncio.gather(*(c.connect() for c in clients))
+    try:
+        assert all(c.welcome is not None and c.welcome["content"] == "shared ✓" for c in clients)
+        reply = await clients[0].insert(0, "*")
+        assert reply["type"] == "ack"
+        await asyncio.gather(*(c.wait_text("*shared ✓") for c in clients))
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    async with httpx.AsyncClient(base_url=server.base_url, headers=owner.headers) as http:
+        members = await http.get(f"/api/sessions/{session['id']}/members")
+    assert len(members.json()["items"]) == 50
+
+
+async def test_idle_document_is_flushed_and_unloaded(
+    server: ServerProcess, team: list[Account]
+) -> None:
+    alice = team[0]
+    session = await make_session(server, alice, "idle")
+    async with JsonClient(server.ws_base, session["share_token"], alice.token) as client:
+        await client.insert(4, "!")
+        leaving_at = datetime.now(UTC).replace(tzinfo=None)
+    async with httpx.AsyncClient(base_url=server.base_url, headers=alice.headers) as http:
+        async with asyncio.timeout(10):
+            while True:
+                body = (await http.get(f"/api/sessions/{session['id']}")).json()
+                if not body["live"]:
+                    break
+                await asyncio.sleep(0.1)
+        assert body["content"] == "idle!"
+        members = await http.get(f"/api/sessions/{session['id']}/members")
+    (member,) = members.json()["items"]
+    # Presence was written when the member left (debounced, but before the unload).
+    assert datetime.fromisoformat(member["last_seen_at"].rstrip("Z")) >= leaving_at
+    assert member["online"] is False
