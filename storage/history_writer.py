@@ -24,6 +24,8 @@ from storage.repositories.collaboration import save_document
 
 logger = logging.getLogger(__name__)
 
+INITIAL_BACKOFF_SECONDS = 0.05
+
 # Returns (crdt_state, content) of a live document at the moment it is called.
 SnapshotFn = Callable[[], tuple[bytes, str]]
 
@@ -71,6 +73,7 @@ class HistoryWriter:
         self._sessions = sessions
         self._linger = linger_seconds
         self._max_backoff = max_backoff_seconds
+        self._backoff = INITIAL_BACKOFF_SECONDS
         self._batch = _Batch()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -121,7 +124,6 @@ class HistoryWriter:
         return bool(self._batch.pending or self._batch.snapshots)
 
     async def _run(self) -> None:
-        backoff = 0.05
         while True:
             if not self._has_work():
                 self._idle.set()
@@ -132,22 +134,30 @@ class HistoryWriter:
                 continue
             if self._linger > 0 and not self._closing:
                 await asyncio.sleep(self._linger)
-            batch, self._batch = self._batch, _Batch()
-            try:
-                await self._commit(batch)
-            except Exception:
-                self.failures += 1
-                logger.exception(
-                    "edit history commit failed (%d edits); retrying in %.2fs",
-                    sum(len(p.entries) for p in batch.pending),
-                    backoff,
-                )
-                self._requeue(batch)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-                continue
-            backoff = 0.05
-            self.commits += 1
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        """Commit everything queued so far; on failure requeue it and back off.
+
+        A separate method so that the batch (and the documents its snapshot functions hold) is
+        released as soon as it is written, not kept alive by the loop until the next batch.
+        """
+        batch, self._batch = self._batch, _Batch()
+        try:
+            await self._commit(batch)
+        except Exception:
+            self.failures += 1
+            logger.exception(
+                "edit history commit failed (%d edits); retrying in %.2fs",
+                sum(len(p.entries) for p in batch.pending),
+                self._backoff,
+            )
+            self._requeue(batch)
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, self._max_backoff)
+            return
+        self._backoff = INITIAL_BACKOFF_SECONDS
+        self.commits += 1
 
     def _requeue(self, batch: _Batch) -> None:
         # Older entries go first so the rows keep the order the edits were applied in.

@@ -278,6 +278,7 @@ async def _raw(server: ServerProcess, session: dict[str, Any], account: Account)
         (b"\x00\x00\x00trailing", 1002),  # more than one message in a frame
         (b"\x01\x05\x01\x02", 1002),  # truncated awareness
         (encode_sync_update(b"\x01\x02\x03garbage"), 1007),  # undecodable Yjs update
+        (encode_sync_update(b"\x00" * (1024 * 1024 + 1)), 1009),  # over the frame limit
     ],
 )
 async def test_malformed_binary_frames_close_only_their_connection(

@@ -1,0 +1,120 @@
+"""The group-committing history writer against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.engine import create_engine, create_session_factory
+from storage.history_writer import HistoryEntry, HistoryWriter, SessionGoneError
+from storage.models import CollaborationSession, EditHistory
+from storage.repositories.collaboration import create_session
+from tests.support.accounts import create_accounts
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db_setup(
+    migrated_database_url: str,
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], str, list[str]]]:
+    (owner,) = await create_accounts(migrated_database_url, ["Owner"])
+    engine = create_engine(migrated_database_url)
+    sessions = create_session_factory(engine)
+    ids = []
+    async with sessions() as db, db.begin():
+        for i in range(3):
+            row = await create_session(
+                db,
+                tenant_id=owner.tenant_id,
+                owner_id=owner.user_id,
+                name=f"s{i}",
+                share_token=f"tok-{i}-{owner.user_id}",
+            )
+            ids.append(row.id)
+    try:
+        yield sessions, owner.user_id, ids
+    finally:
+        await engine.dispose()
+
+
+def entry(session_id: str, user_id: str, n: int) -> HistoryEntry:
+    return HistoryEntry(session_id, user_id, {"type": "insert", "position": n, "content": str(n)})
+
+
+async def test_edits_are_grouped_into_few_commits_in_order(db_setup: Any) -> None:
+    sessions, user_id, ids = db_setup
+    async with HistoryWriter(sessions, linger_seconds=0.01) as writer:
+        futures = [
+            writer.submit(ids[n % 3], [entry(ids[n % 3], user_id, n)], lambda: (b"\x00\x00", "x"))
+            for n in range(150)
+        ]
+        row_ids = await asyncio.gather(*futures)
+        assert writer.commits < 20
+    flat = [i for ids_ in row_ids for i in ids_]
+    assert flat == sorted(flat) and len(set(flat)) == 150
+    async with sessions() as db:
+        positions = list(
+            await db.scalars(
+                select(EditHistory.operation)
+                .where(EditHistory.session_id == ids[0])
+                .order_by(EditHistory.id)
+            )
+        )
+        content = await db.scalar(
+            select(CollaborationSession.content).where(CollaborationSession.id == ids[0])
+        )
+    assert [p["position"] for p in positions] == list(range(0, 150, 3))
+    assert content == "x"  # the snapshot went in with the edits
+
+
+class FlakySessions:
+    """A session factory whose first ``failures`` sessions fail to commit."""
+
+    def __init__(self, real: async_sessionmaker[AsyncSession], failures: int) -> None:
+        self.real = real
+        self.failures = failures
+
+    def __call__(self) -> AsyncSession:
+        session = self.real()
+        if self.failures > 0:
+            self.failures -= 1
+
+            async def broken_flush(*args: Any, **kwargs: Any) -> None:
+                raise ConnectionResetError("database went away")
+
+            session.flush = broken_flush  # type: ignore[method-assign]
+        return session
+
+
+async def test_a_failed_commit_is_retried_and_nothing_is_lost_or_doubled(db_setup: Any) -> None:
+    sessions, user_id, ids = db_setup
+    flaky = FlakySessions(sessions, failures=2)
+    async with HistoryWriter(flaky, linger_seconds=0.0) as writer:  # type: ignore[arg-type]
+        result = await asyncio.wait_for(
+            writer.submit(ids[1], [entry(ids[1], user_id, 7)], None), timeout=10
+        )
+        assert writer.failures == 2
+    async with sessions() as db:
+        count = await db.scalar(
+            select(func.count(EditHistory.id)).where(EditHistory.session_id == ids[1])
+        )
+    assert count == 1 and len(result) == 1
+
+
+async def test_edits_of_a_deleted_session_fail_alone(db_setup: Any) -> None:
+    sessions, user_id, ids = db_setup
+    async with sessions() as db, db.begin():
+        await db.execute(delete(CollaborationSession).where(CollaborationSession.id == ids[2]))
+    async with HistoryWriter(sessions, linger_seconds=0.01) as writer:
+        gone = writer.submit(ids[2], [entry(ids[2], user_id, 1)], None)
+        kept = writer.submit(ids[0], [entry(ids[0], user_id, 2)], None)
+        with pytest.raises(SessionGoneError):
+            await gone
+        assert len(await kept) == 1
