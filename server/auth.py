@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from server.errors import Unauthenticated
 from server.security import hash_secret
-from storage.repositories.tenancy import resolve_login_session
+from storage.repositories.tenancy import get_tenant, resolve_login_session
 
 TOKEN_COOKIE = "prompt_studio_token"
 TOKEN_QUERY_PARAM = "token"
@@ -44,12 +44,18 @@ def extract_token(conn: HTTPConnection) -> str | None:
 
 
 async def principal_for_token(db: AsyncSession, token: str) -> Principal | None:
-    """Resolve a raw login token to its principal, or None when unknown, expired or tenantless."""
+    """Resolve a raw login token to its principal.
+
+    None when the token is unknown or expired, or its user has no tenant or a deactivated one.
+    """
     resolved = await resolve_login_session(db, hash_secret(token))
     if resolved is None:
         return None
     user, _session = resolved
     if user.tenant_id is None:
+        return None
+    tenant = await get_tenant(db, user.tenant_id)
+    if tenant is None or tenant.is_active is False:
         return None
     return Principal(
         user_id=user.id,

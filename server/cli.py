@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
+
+from sqlalchemy.exc import DBAPIError
 
 from server.security import hash_secret, new_api_key, new_login_token
 from server.settings import Settings, SettingsError
@@ -24,6 +27,8 @@ EXIT_USAGE = 2
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
@@ -31,9 +36,8 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+        # One line like every other bad input (not argparse's usage block); main() prints it.
+        raise CliError(f"{self.prog}: {message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,33 +85,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments  # known even when the arguments do not parse
     try:
+        args = build_parser().parse_args(arguments)
         settings = Settings.from_env()
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        _configure_logging(args.command, settings.log_level)
         result = _dispatch(args, settings)
     except (CliError, SettingsError) as exc:
-        _fail(args, str(exc))
+        _fail(as_json, str(exc))
+    except DBAPIError as exc:
+        # A database that does not exist, a file that cannot be opened, a refused login...
+        logger.debug("database error", exc_info=exc)
+        _fail(as_json, f"database error: {_first_line(exc.orig if exc.orig else exc)}")
     except OSError as exc:
-        _fail(args, f"cannot reach a required service: {exc}")
+        _fail(as_json, f"cannot reach a required service: {exc}")
     if result is not None:
-        _print(args, result)
+        _print(as_json, result)
 
 
-def _fail(args: argparse.Namespace, message: str) -> NoReturn:
+def _configure_logging(command: str, level: str) -> None:
+    """Log to stderr at ``LOG_LEVEL``, except that one-shot commands treat INFO as WARNING.
+
+    A one-shot command's output is its result (and a failure is one line), so Alembic's INFO
+    chatter about every migration step must not bury it; ``LOG_LEVEL=DEBUG`` still shows it all.
+    ``serve`` logs exactly at ``LOG_LEVEL``.
+    """
+    if command != "serve" and level == "INFO":
+        level = "WARNING"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _first_line(error: object) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _fail(as_json: bool, message: str) -> NoReturn:
     message = " ".join(message.split())
-    if args.json:
+    if as_json:
         print(json.dumps({"error": {"message": message}}))
     else:
         print(f"prompt-studio: error: {message}", file=sys.stderr)
     raise SystemExit(EXIT_USAGE)
 
 
-def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    if args.json:
+def _print(as_json: bool, result: dict[str, Any]) -> None:
+    if as_json:
         print(json.dumps(result, default=str))
         return
     for key, value in result.items():
@@ -162,9 +186,12 @@ def _require_head(settings: Settings, is_at_head: Callable[[str], bool]) -> None
     if settings.is_sqlite:
         from migrations.runner import upgrade
 
-        upgrade(settings.database_url, "head")
+        with _migration_errors():
+            upgrade(settings.database_url, "head")
         return
-    if not is_at_head(settings.database_url):
+    with _migration_errors():
+        at_head = is_at_head(settings.database_url)
+    if not at_head:
         raise CliError(
             "the database schema is not at the latest revision: run `prompt-studio db upgrade`"
         )
@@ -216,10 +243,26 @@ async def _token(db: Any, email: str, ttl_hours: float) -> dict[str, Any]:
     return {"token": token, "expires_at": expires_at.isoformat() + "Z", "user_id": user.id}
 
 
+@contextlib.contextmanager
+def _migration_errors() -> Iterator[None]:
+    """Turn a failed migration (an unknown revision, say) into a one-line :class:`CliError`."""
+    from migrations.runner import MigrationError
+
+    try:
+        yield
+    except MigrationError as exc:
+        raise CliError(f"migration failed: {exc}") from None
+    except Exception as exc:
+        # Alembic's own errors (CommandError, ResolutionError...) are user errors too.
+        if type(exc).__module__.startswith("alembic"):
+            raise CliError(f"migration failed: {exc}") from None
+        raise
+
+
 def _db(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from migrations import runner
 
-    try:
+    with _migration_errors():
         if args.db_command == "upgrade":
             runner.upgrade(settings.database_url, args.revision)
             return {"revision": runner.current(settings.database_url), "head": runner.head()}
@@ -229,13 +272,6 @@ def _db(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         if args.db_command == "current":
             current = runner.current(settings.database_url)
             return {"revision": current, "head": runner.head(), "at_head": current == runner.head()}
-    except runner.MigrationError as exc:
-        raise CliError(f"migration failed: {exc}") from None
-    except Exception as exc:
-        # Alembic's own errors (an unknown revision, say) are user errors too.
-        if type(exc).__module__.startswith("alembic"):
-            raise CliError(f"migration failed: {exc}") from None
-        raise
     if args.db_command == "seed":
         from storage.repositories.seed import seed
 

@@ -6,9 +6,13 @@ everything else is prefixed ``PROMPT_STUDIO_``. Every variable is documented in 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./prompt-studio.db"
 
@@ -64,7 +68,7 @@ class Settings:
             value = env.get(name, "").strip()
             return value or default
 
-        def integer(name: str, default: int, minimum: int = 0) -> int:
+        def integer(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
             raw = env.get(name, "").strip()
             if not raw:
                 return default
@@ -74,6 +78,8 @@ class Settings:
                 raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
             if value < minimum:
                 raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+            if maximum is not None and value > maximum:
+                raise SettingsError(f"{name} must be <= {maximum}, got {value}")
             return value
 
         def number(name: str, default: float, minimum: float = 0.0) -> float:
@@ -84,6 +90,8 @@ class Settings:
                 value = float(raw)
             except ValueError:
                 raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+            if not math.isfinite(value):
+                raise SettingsError(f"{name} must be a finite number, got {raw!r}")
             if value < minimum:
                 raise SettingsError(f"{name} must be >= {minimum}, got {value}")
             return value
@@ -104,7 +112,7 @@ class Settings:
             database_url=database_url,
             redis_url=redis_url,
             host=text("HOST", defaults.host),
-            port=integer("PORT", defaults.port, minimum=0),
+            port=integer("PORT", defaults.port, minimum=0, maximum=65535),
             log_level=log_level,
             max_frame_bytes=integer(
                 "PROMPT_STUDIO_MAX_FRAME_BYTES", defaults.max_frame_bytes, 1024
@@ -152,6 +160,10 @@ def validate_database_url(url: str) -> None:
             f"DATABASE_URL {url!r} is not supported; expected one of "
             + ", ".join(s + "…" for s in SUPPORTED_DATABASE_SCHEMES)
         )
+    try:
+        make_url(url)  # parses the port eagerly: "host:notaport" fails here, not at connect time
+    except (ArgumentError, ValueError) as exc:
+        raise SettingsError(f"DATABASE_URL is malformed: {exc}") from None
 
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings", "SettingsError", "validate_database_url"]

@@ -1,0 +1,155 @@
+"""``Settings.from_env``: the README's defaults, every variable parsed, every bad value named."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+
+POSTGRES_URL = "postgresql+asyncpg://ps:secret@db.internal:5433/promptstudio"
+
+
+def test_defaults_match_the_readme() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///./prompt-studio.db"
+    assert settings.is_sqlite
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.redis_url is None
+    assert settings.log_level == "INFO"
+    assert settings.max_frame_bytes == 1_048_576
+    assert settings.rate_limit_per_second == 200
+    assert settings.rate_limit_burst == 400
+    assert settings.unload_grace_seconds == 30
+    assert settings.history_flush_ms == 20
+    assert settings.presence_debounce_seconds == 15
+    assert settings.send_queue_limit == 1024
+    assert settings.node_id is None
+    assert settings.llm_api_key is None
+
+
+def test_blank_values_fall_back_to_defaults() -> None:
+    blank = {"DATABASE_URL": "  ", "HOST": "", "PORT": " ", "REDIS_URL": "", "LOG_LEVEL": ""}
+    assert Settings.from_env(blank) == Settings.from_env({})
+
+
+def test_every_variable_is_parsed() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": POSTGRES_URL,
+            "REDIS_URL": "redis://cache.internal:6380/2",
+            "HOST": "0.0.0.0",
+            "PORT": " 9001 ",
+            "LOG_LEVEL": "debug",
+            "PROMPT_STUDIO_MAX_FRAME_BYTES": "2048",
+            "PROMPT_STUDIO_RATE_LIMIT_PER_SECOND": "12.5",
+            "PROMPT_STUDIO_RATE_LIMIT_BURST": "25",
+            "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS": "0.5",
+            "PROMPT_STUDIO_HISTORY_FLUSH_MS": "7",
+            "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "2",
+            "PROMPT_STUDIO_SEND_QUEUE_LIMIT": "64",
+            "PROMPT_STUDIO_NODE_ID": "node-a",
+            "LLM_BASE_URL": "http://llm.internal/v1",
+            "LLM_API_KEY": "sk-test",
+        }
+    )
+    assert settings.database_url == POSTGRES_URL and not settings.is_sqlite
+    assert settings.redis_url == "redis://cache.internal:6380/2"
+    assert (settings.host, settings.port) == ("0.0.0.0", 9001)
+    assert settings.log_level == "DEBUG"
+    assert settings.max_frame_bytes == 2048
+    assert settings.rate_limit_per_second == 12.5
+    assert settings.rate_limit_burst == 25
+    assert settings.unload_grace_seconds == 0.5
+    assert settings.history_flush_ms == 7
+    assert settings.presence_debounce_seconds == 2.0
+    assert settings.send_queue_limit == 64
+    assert settings.node_id == "node-a"
+    assert settings.llm_base_url == "http://llm.internal/v1"
+    assert settings.llm_api_key == "sk-test"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite:///./prompt-studio.db",
+        "sqlite+aiosqlite:////var/lib/prompt-studio/data.db",
+        "sqlite+aiosqlite:///:memory:",
+        "postgresql+asyncpg://postgres@127.0.0.1/promptstudio",
+    ],
+)
+def test_supported_database_urls_are_accepted(url: str) -> None:
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://user:pw@cache:6380/1", "unix:///tmp/redis.sock"]
+)
+def test_redis_urls_are_accepted(url: str) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING", "ERROR", "warning"])
+def test_log_levels_are_accepted_case_insensitively(level: str) -> None:
+    assert Settings.from_env({"LOG_LEVEL": level}).log_level == level.upper()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "hint"),
+    [
+        ("PORT", "eighty", "integer"),
+        ("PORT", "80.5", "integer"),
+        ("PORT", "-1", ">= 0"),
+        ("PORT", "65536", "<= 65535"),
+        ("LOG_LEVEL", "VERBOSE", "DEBUG"),
+        ("REDIS_URL", "http://127.0.0.1:6379", "redis://"),
+        ("REDIS_URL", "127.0.0.1:6379", "redis://"),
+        ("DATABASE_URL", "postgresql://postgres@127.0.0.1/db", "postgresql+asyncpg://"),
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1/db", "postgresql+asyncpg://"),
+        ("DATABASE_URL", "sqlite:///./prompt-studio.db", "sqlite+aiosqlite://"),
+        ("DATABASE_URL", "mysql://x", "not supported"),
+        ("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1/db", "not supported"),
+        ("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:notaport/db", "malformed"),
+        ("PROMPT_STUDIO_MAX_FRAME_BYTES", "big", "integer"),
+        ("PROMPT_STUDIO_MAX_FRAME_BYTES", "100", ">= 1024"),
+        ("PROMPT_STUDIO_RATE_LIMIT_PER_SECOND", "fast", "number"),
+        ("PROMPT_STUDIO_RATE_LIMIT_PER_SECOND", "0", ">= 1"),
+        ("PROMPT_STUDIO_RATE_LIMIT_PER_SECOND", "nan", "finite"),
+        ("PROMPT_STUDIO_RATE_LIMIT_BURST", "0", ">= 1"),
+        ("PROMPT_STUDIO_UNLOAD_GRACE_SECONDS", "-1", ">= 0"),
+        ("PROMPT_STUDIO_UNLOAD_GRACE_SECONDS", "inf", "finite"),
+        ("PROMPT_STUDIO_HISTORY_FLUSH_MS", "0", ">= 1"),
+        ("PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS", "-0.5", ">= 0"),
+        ("PROMPT_STUDIO_SEND_QUEUE_LIMIT", "8", ">= 16"),
+    ],
+)
+def test_bad_values_raise_naming_the_variable(name: str, value: str, hint: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    message = str(caught.value)
+    assert name in message
+    assert hint in message
+    assert "\n" not in message  # the CLI prints it as one line
+
+
+def test_settings_error_is_a_value_error() -> None:
+    assert issubclass(SettingsError, ValueError)
+
+
+def test_from_env_reads_the_process_environment_when_given_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PORT", "8123")
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")
+    settings = Settings.from_env()
+    assert (settings.port, settings.log_level) == (8123, "ERROR")
+    monkeypatch.setenv("PORT", "nope")
+    with pytest.raises(SettingsError, match="PORT"):
+        Settings.from_env()
+
+
+def test_with_overrides_returns_a_changed_copy() -> None:
+    base = Settings.from_env({})
+    changed = base.with_overrides(port=9100, host="0.0.0.0")
+    assert (changed.port, changed.host) == (9100, "0.0.0.0")
+    assert (base.port, base.host) == (8000, "127.0.0.1")
