@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
@@ -17,9 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from crdt.merge import merge_states
 from server.api import routes as api_routes
 from server.errors import ApiError, error_response
 from server.health import healthz, readyz
+from server.hub.broker import create_broker
 from server.hub.endpoint import collaboration_socket
 from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub
@@ -43,25 +46,41 @@ def create_app(settings: Settings) -> Starlette:
             if settings.redis_url
             else None
         )
+        node_id = settings.node_id or uuid.uuid4().hex[:12]
+        broker = create_broker(settings.redis_url, node_id)
+        clustered = settings.redis_url is not None
         try:
             async with (
-                HistoryWriter(sessions, linger_seconds=settings.history_flush_ms / 1000) as writer,
+                broker,
+                HistoryWriter(
+                    sessions,
+                    linger_seconds=settings.history_flush_ms / 1000,
+                    merge=merge_states if clustered else None,
+                ) as writer,
                 PresenceTracker(sessions, interval=settings.presence_debounce_seconds) as presence,
-            ):
-                hub = Hub(
+                Hub(
                     sessions,
                     writer,
                     presence,
+                    broker,
                     unload_grace_seconds=settings.unload_grace_seconds,
-                )
+                ) as hub,
+            ):
                 app.state.services = Services(
-                    settings=settings, engine=engine, sessions=sessions, hub=hub, redis=redis
+                    settings=settings,
+                    engine=engine,
+                    sessions=sessions,
+                    hub=hub,
+                    broker=broker,
+                    redis=redis,
                 )
-                logger.info("prompt-studio ready (database: %s)", engine.url.render_as_string())
-                try:
-                    yield
-                finally:
-                    await hub.close()
+                logger.info(
+                    "prompt-studio node %s ready (database: %s, fan-out: %s)",
+                    node_id,
+                    engine.url.render_as_string(),
+                    "redis" if clustered else "in-process",
+                )
+                yield
         finally:
             if redis is not None:
                 await redis.aclose()

@@ -28,14 +28,19 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}: {exc}"
+    degraded: list[str] = []
     if services.redis is not None:
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 await services.redis.ping()
-            checks["redis"] = "ok"
+            checks["redis"] = "ok" if services.broker.healthy else "degraded: reconnecting"
         except Exception as exc:
-            checks["redis"] = f"unavailable: {type(exc).__name__}: {exc}"
-    failing = [name for name, status in checks.items() if status != "ok"]
+            checks["redis"] = f"degraded: {type(exc).__name__}: {exc}"
+        if checks["redis"] != "ok":
+            # Without Redis this node still serves its own clients (no cross-node fan-out), so
+            # it stays in rotation: taking every node out would turn degraded into down.
+            degraded.append("redis")
+    failing = [name for name, status in checks.items() if status != "ok" and name not in degraded]
     if failing:
         return JSONResponse(
             {
@@ -47,5 +52,14 @@ async def readyz(request: Request) -> JSONResponse:
                 },
             },
             status_code=503,
+        )
+    if degraded:
+        return JSONResponse(
+            {
+                "status": "degraded",
+                "checks": checks,
+                "degraded": degraded,
+                "message": "serving local clients only: cross-node fan-out is down",
+            }
         )
     return JSONResponse({"status": "ok", "checks": checks})

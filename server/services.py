@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from server.settings import Settings
 
 if TYPE_CHECKING:
+    from server.hub.broker import Broker
     from server.hub.registry import Hub
 
 
@@ -22,6 +23,7 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     hub: Hub
+    broker: Broker
     # A Redis client when REDIS_URL is set (readiness checks it).
     redis: Redis | None = None
     extras: dict[str, object] = field(default_factory=dict)

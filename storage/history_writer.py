@@ -28,6 +28,8 @@ INITIAL_BACKOFF_SECONDS = 0.05
 
 # Returns (crdt_state, content) of a live document at the moment it is called.
 SnapshotFn = Callable[[], tuple[bytes, str]]
+# Merges a stored state with ours into (merged state, its text); used when several nodes write.
+MergeFn = Callable[[bytes | None, bytes], tuple[bytes, str]]
 
 
 @dataclass(slots=True)
@@ -39,6 +41,7 @@ class HistoryEntry:
     operation: dict[str, Any]
     content_before: str | None = None
     content_after: str | None = None
+    node_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -69,10 +72,14 @@ class HistoryWriter:
         *,
         linger_seconds: float = 0.005,
         max_backoff_seconds: float = 5.0,
+        merge: MergeFn | None = None,
     ) -> None:
         self._sessions = sessions
         self._linger = linger_seconds
         self._max_backoff = max_backoff_seconds
+        # With several nodes, a snapshot is merged into the stored one (never overwrites it), so
+        # a node whose copy lacks a peer's latest change cannot roll the stored state back.
+        self._merge = merge
         self._backoff = INITIAL_BACKOFF_SECONDS
         self._batch = _Batch()
         self._wakeup = asyncio.Event()
@@ -207,6 +214,7 @@ class HistoryWriter:
                         operation=e.operation,
                         content_before=e.content_before,
                         content_after=e.content_after,
+                        node_id=e.node_id,
                     )
                     for e in item.entries
                 ]
@@ -215,5 +223,12 @@ class HistoryWriter:
             await db.flush()
             for session_id, snapshot in snapshots.items():
                 state, content = snapshot()
+                if self._merge is not None:
+                    stored = await db.scalar(
+                        select(CollaborationSession.crdt_state)
+                        .where(CollaborationSession.id == session_id)
+                        .with_for_update()
+                    )
+                    state, content = self._merge(stored, state)
                 await save_document(db, session_id, crdt_state=state, content=content)
         return [[row.id for row in rows] for rows in rows_per_item]

@@ -76,7 +76,7 @@ async def set_role(request: Request) -> JSONResponse:
             await _ensure_another_owner(db, session.id, user_id)
         member = await set_member_role(db, session_id=session.id, user_id=user_id, role=role)
         assert member is not None
-    services.hub.set_role(session.id, user_id, role)
+    await services.hub.set_role(session.id, user_id, role)
     return JSONResponse({"user_id": user_id, "role": member.role})
 
 
@@ -98,7 +98,7 @@ async def remove(request: Request) -> Response:
         if target.role == "OWNER":
             await _ensure_another_owner(db, session.id, user_id)
         await remove_member(db, session_id=session.id, user_id=user_id)
-    services.hub.remove_member(session.id, user_id)
+    await services.hub.remove_member(session.id, user_id)
     return Response(status_code=204)
 
 

@@ -128,7 +128,7 @@ async def deactivate(request: Request) -> JSONResponse:
         await require_role(db, session, principal, "OWNER")
         session.is_active = False
         session.updated_at = utcnow()
-    services.hub.deactivate(session.id)
+    await services.hub.deactivate(session.id)
     return JSONResponse(session_json(session))
 
 

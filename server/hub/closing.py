@@ -19,6 +19,7 @@ class CloseCode(IntEnum):
     INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008  # rate limit exceeded
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
     SERVER_RESTART = 1012
     TRY_AGAIN_LATER = 1013  # slow consumer: the send queue overflowed
     UNAUTHENTICATED = 4401

@@ -87,7 +87,9 @@ async def collaboration_socket(websocket: WebSocket) -> None:
             task.cancel()
         for result in await asyncio.gather(sender, receiver, return_exceptions=True):
             if isinstance(result, Exception):
+                # A bug, not bad input: this connection ends, the document and others carry on.
                 logger.error("connection %s failed", conn.id, exc_info=result)
+                await _close(websocket, CloseCode.INTERNAL_ERROR, "internal server error")
     finally:
         room.remove(conn)
         hub.presence.mark(session_id, principal.user_id)

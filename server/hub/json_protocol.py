@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from crdt import OpError, parse_op, transform_through
-from crdt.codec import AwarenessEntry, encode_awareness, encode_awareness_message
+from crdt.codec import AwarenessEntry
 from server.hub.connection import ClientConnection, Deferred, dumps
 from server.hub.room import Room, StaleRevisionError
 from storage.history_writer import SessionGoneError
@@ -162,15 +162,4 @@ def _handle_presence(
         "cursor": cursor,
     }
     entry = AwarenessEntry(conn.awareness_client_id, conn.awareness_clock, state)
-    room.apply_awareness(conn, [entry])
-    room.broadcast_yjs(encode_awareness_message(encode_awareness([entry])))
-    room.broadcast_json(
-        {
-            "type": "presence",
-            "event": "update",
-            "user_id": conn.user_id,
-            "client_id": conn.awareness_client_id,
-            "state": state,
-        },
-        exclude=conn,
-    )
+    room.update_awareness(conn, conn.user_id, [entry])

@@ -1,8 +1,11 @@
 """The hub: which rooms this node has loaded, loading and unloading them, and control actions.
 
 Loading is single-flight: concurrent joiners of a document that is not loaded yet all await
-the same load, so none of them is lost. A room with no connections is flushed and unloaded
-after a grace period; a join during the grace period keeps it.
+the same load, so none of them is lost. Opening a document subscribes to its broker channel
+first, then loads it from storage, then exchanges state vectors with the other nodes holding it.
+A room with no connections is flushed and unloaded after a grace period; a join during the
+grace period keeps it. Control actions (role change, member removed, session deactivated) take
+effect on this node and are published to the others.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crdt import Change, OpOrigin, PromptDocument
 from crdt.diff import diff_to_op
+from server.hub.broker import Broker, BrokerError
 from server.hub.closing import CloseCode
+from server.hub.cluster import CONTROL, RoomLink, encode_control, session_channel
 from server.hub.connection import WireProtocol
 from server.hub.presence import PresenceTracker
 from server.hub.room import Room
 from storage.history_writer import HistoryWriter
-from storage.repositories.collaboration import get_session_by_id
+from storage.repositories.collaboration import get_member, get_session_by_id
+
+# How often JSON clients' awareness is renewed and silent remote states expire.
+AWARENESS_RENEW_SECONDS = 15.0
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +45,32 @@ class Hub:
         sessions: async_sessionmaker[AsyncSession],
         writer: HistoryWriter,
         presence: PresenceTracker,
+        broker: Broker,
         *,
         unload_grace_seconds: float,
     ) -> None:
         self._sessions = sessions
         self.writer = writer
         self.presence = presence
+        self.broker = broker
         self._grace = unload_grace_seconds
         self.rooms: dict[str, Room] = {}
+        self.links: dict[str, RoomLink] = {}
+        self._maintenance: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._users: dict[str, int] = {}
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._unloading: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+        broker.add_reconnect_listener(self._on_broker_reconnected)
+
+    async def __aenter__(self) -> Hub:
+        self._maintenance = asyncio.create_task(self._maintain(), name="hub-maintenance")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     # -- lifecycle of rooms --------------------------------------------------------------------
 
@@ -117,7 +138,12 @@ class Hub:
                 return
             self.writer.mark_dirty(session_id, room.snapshot)
             await self.writer.flush()
+            if self._users.get(session_id):
+                return  # someone joined while we were flushing: keep it
             del self.rooms[session_id]
+            link = self.links.pop(session_id, None)
+            if link is not None:
+                await link.close()
             logger.info("unloaded document %s (rev %d)", session_id, room.rev)
         except Exception:
             logger.exception("unloading document %s failed; keeping it in memory", session_id)
@@ -125,6 +151,19 @@ class Hub:
             self._unloading.pop(session_id, None)
 
     async def _load(self, session_id: str) -> Room:
+        # Subscribe before reading storage, so no change made meanwhile on another node is lost.
+        link = RoomLink(session_id, self.broker, self._apply_control)
+        await link.subscribe()
+        try:
+            room = await self._read(session_id)
+        except BaseException:
+            await link.close()
+            raise
+        self.links[session_id] = link
+        link.attach(room)
+        return room
+
+    async def _read(self, session_id: str) -> Room:
         async with self._sessions() as db:
             row = await get_session_by_id(db, session_id)
         if row is None:
@@ -145,6 +184,7 @@ class Hub:
             description=row.description,
             document=document,
             writer=self.writer,
+            node_id=self.broker.node_id,
             needs_snapshot=needs_snapshot,
         )
         room.active = bool(row.is_active)
@@ -152,7 +192,14 @@ class Hub:
 
     async def close(self) -> None:
         """Shutdown: close every connection (1012), persist every document, stop timers."""
+        if self._closed:
+            return
         self._closed = True
+        self.broker.remove_reconnect_listener(self._on_broker_reconnected)
+        tasks = [t for t in (self._maintenance, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for timer in self._unload_timers.values():
             timer.cancel()
         self._unload_timers.clear()
@@ -162,6 +209,9 @@ class Hub:
             self.writer.mark_dirty(room.session_id, room.snapshot)
         if self._unloading:
             await asyncio.gather(*self._unloading.values(), return_exceptions=True)
+        for link in list(self.links.values()):
+            await link.close()
+        self.links.clear()
 
     # -- server-side edits ---------------------------------------------------------------------
 
@@ -193,32 +243,20 @@ class Hub:
 
     # -- control actions -----------------------------------------------------------------------
 
-    def set_role(self, session_id: str, user_id: str, role: str) -> None:
-        """Apply a role change to the user's open connections at once."""
-        room = self.rooms.get(session_id)
-        if room is None:
-            return
-        for conn in room.connections_of(user_id):
-            conn.role = role
-            if conn.protocol is WireProtocol.JSON:
-                conn.send_json({"type": "role", "role": role})
+    async def set_role(self, session_id: str, user_id: str, role: str) -> None:
+        """Apply a role change to the user's open connections, here and on every other node."""
+        self._apply_control(session_id, {"action": "role", "user_id": user_id, "role": role})
+        await self._publish_control(session_id, encode_control("role", user_id=user_id, role=role))
 
-    def remove_member(self, session_id: str, user_id: str) -> None:
-        """Close the user's open connections to the session (they are no longer a member)."""
-        room = self.rooms.get(session_id)
-        if room is None:
-            return
-        for conn in room.connections_of(user_id):
-            conn.close(CloseCode.FORBIDDEN, "removed from the session")
+    async def remove_member(self, session_id: str, user_id: str) -> None:
+        """Close the user's open connections to the session, on every node."""
+        self._apply_control(session_id, {"action": "remove", "user_id": user_id})
+        await self._publish_control(session_id, encode_control("remove", user_id=user_id))
 
-    def deactivate(self, session_id: str) -> None:
-        """Close every connection of the session and refuse joins from now on."""
-        room = self.rooms.get(session_id)
-        if room is None:
-            return
-        room.active = False
-        for conn in list(room.connections):
-            conn.close(CloseCode.SESSION_INACTIVE, "the session was deactivated")
+    async def deactivate(self, session_id: str) -> None:
+        """Close every connection of the session and refuse joins, on every node."""
+        self._apply_control(session_id, {"action": "deactivate"})
+        await self._publish_control(session_id, encode_control("deactivate"))
 
     def rename(self, session_id: str, name: str, description: str | None) -> None:
         """Keep a loaded room's name and description in step with the database."""
@@ -226,3 +264,68 @@ class Hub:
         if room is not None:
             room.name = name
             room.description = description
+
+    async def _publish_control(self, session_id: str, payload: bytes) -> None:
+        try:
+            await self.broker.publish(session_channel(session_id), CONTROL, payload)
+        except BrokerError as exc:
+            # The database already holds the change; other nodes re-check their open
+            # connections against it when the broker comes back.
+            logger.warning("could not publish a control event for %s: %s", session_id, exc)
+
+    def _apply_control(self, session_id: str, message: dict[str, object]) -> None:
+        room = self.rooms.get(session_id)
+        if room is None:
+            return
+        action = message.get("action")
+        user_id = message.get("user_id")
+        if action == "role" and isinstance(user_id, str) and isinstance(message.get("role"), str):
+            role = str(message["role"])
+            for conn in room.connections_of(user_id):
+                conn.role = role
+                if conn.protocol is WireProtocol.JSON:
+                    conn.send_json({"type": "role", "role": role})
+        elif action == "remove" and isinstance(user_id, str):
+            for conn in room.connections_of(user_id):
+                conn.close(CloseCode.FORBIDDEN, "removed from the session")
+        elif action == "deactivate":
+            room.active = False
+            for conn in list(room.connections):
+                conn.close(CloseCode.SESSION_INACTIVE, "the session was deactivated")
+        else:
+            logger.warning("ignoring unknown control event %r for %s", message, session_id)
+
+    # -- keeping nodes in step -----------------------------------------------------------------
+
+    def _on_broker_reconnected(self) -> None:
+        """After a broker outage: resync every document and re-check open connections."""
+        logger.info("broker reconnected; resyncing %d document(s)", len(self.links))
+        for link in self.links.values():
+            link.request_sync()
+        task = asyncio.create_task(self._revalidate_connections(), name="revalidate")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _revalidate_connections(self) -> None:
+        """Apply control events that may have been missed: roles, removals, deactivation."""
+        for session_id, room in list(self.rooms.items()):
+            async with self._sessions() as db:
+                row = await get_session_by_id(db, session_id)
+                if row is None or not row.is_active:
+                    self._apply_control(session_id, {"action": "deactivate"})
+                    continue
+                for user_id in {c.user_id for c in room.connections}:
+                    member = await get_member(db, session_id, user_id)
+                    if member is None:
+                        self._apply_control(session_id, {"action": "remove", "user_id": user_id})
+                    elif any(c.role != member.role for c in room.connections_of(user_id)):
+                        self._apply_control(
+                            session_id,
+                            {"action": "role", "user_id": user_id, "role": member.role},
+                        )
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(AWARENESS_RENEW_SECONDS)
+            for room in list(self.rooms.values()):
+                room.renew_awareness()

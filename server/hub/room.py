@@ -2,20 +2,24 @@
 
 All document mutations run synchronously on the event loop (no ``await`` between validating a
 change and applying it), so a room needs no lock: each change is atomic and gets the next
-revision. Every change, whatever protocol it came from, goes through :meth:`Room.commit` which
-numbers it, fans it out once-encoded to every other client, and hands it to the history writer.
+revision. Every change made on this node, whatever protocol it came from, goes through
+:meth:`Room.commit`, which numbers it, fans it out once-encoded to every other client, hands it
+to the history writer and to the other nodes. A change from another node goes through
+:meth:`Room.apply_remote_update`: fanned out to local clients, but neither recorded nor
+republished (its own node did that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from crdt import Change, EditOp, PromptDocument
+from crdt import Change, EditOp, PromptDocument, UpdateError
 from crdt.codec import (
     AwarenessEntry,
     encode_awareness,
@@ -32,19 +36,37 @@ OP_LOG_LIMIT = 10_000
 # A history row carries a full-text checkpoint (content_after) at least this often.
 CHECKPOINT_EVERY_EDITS = 100
 CHECKPOINT_EVERY_CHARS = 64 * 1024
+# Awareness states from other nodes that are not renewed within this time are dropped (Yjs
+# clients renew every 15 s and drop peers after 30 s; this matches them).
+REMOTE_AWARENESS_TIMEOUT_SECONDS = 30.0
 
 
 class StaleRevisionError(Exception):
     """A JSON op was based on a revision older than the room still remembers."""
 
 
+class Peers(Protocol):
+    """The other nodes serving this document (see :mod:`server.hub.cluster`)."""
+
+    def publish_update(self, user_id: str | None, update: bytes) -> None:
+        """Send a Yjs update made on this node to the other nodes."""
+
+    def publish_awareness(self, user_id: str, payload: bytes) -> None:
+        """Send awareness entries of a local client to the other nodes."""
+
+
 @dataclass(slots=True)
 class AwarenessState:
-    """The latest awareness state of one awareness client id."""
+    """The latest awareness state of one awareness client id.
+
+    ``owner`` is the local connection that announced it, or None for a client of another node.
+    """
 
     clock: int
     state: dict[str, Any]
-    owner: ClientConnection
+    owner: ClientConnection | None
+    user_id: str
+    updated_at: float
 
 
 class Room:
@@ -59,6 +81,7 @@ class Room:
         description: str | None,
         document: PromptDocument,
         writer: HistoryWriter,
+        node_id: str | None = None,
         needs_snapshot: bool = False,
     ) -> None:
         self.session_id = session_id
@@ -66,8 +89,10 @@ class Room:
         self.name = name
         self.description = description
         self.document = document
+        self.node_id = node_id
         self.active = True
         self.rev = 0
+        self.peers: Peers | None = None
         self._log: deque[tuple[int, EditOp]] = deque(maxlen=OP_LOG_LIMIT)
         self.connections: set[ClientConnection] = set()
         self.awareness: dict[int, AwarenessState] = {}
@@ -101,6 +126,10 @@ class Room:
             raise StaleRevisionError(f"revision {rev} is too old; reload the document")
         return [op for r, op in self._log if r > rev]
 
+    def connections_of(self, user_id: str) -> list[ClientConnection]:
+        """This user's open connections in the room."""
+        return [c for c in self.connections if c.user_id == user_id]
+
     # -- membership ----------------------------------------------------------------------------
 
     def add(self, conn: ClientConnection) -> None:
@@ -122,23 +151,13 @@ class Room:
     def remove(self, conn: ClientConnection) -> None:
         """Forget a connection, retract its awareness states and tell everyone it left."""
         self.connections.discard(conn)
-        removed: list[AwarenessEntry] = []
-        for client_id, known in list(self.awareness.items()):
-            if known.owner is conn:
-                del self.awareness[client_id]
-                removed.append(AwarenessEntry(client_id, known.clock + 1, None))
+        removed = [
+            AwarenessEntry(client_id, known.clock + 1, None)
+            for client_id, known in self.awareness.items()
+            if known.owner is conn
+        ]
         if removed:
-            self.broadcast_yjs(encode_awareness_message(encode_awareness(removed)))
-        for entry in removed:
-            self.broadcast_json(
-                {
-                    "type": "presence",
-                    "event": "remove",
-                    "user_id": conn.user_id,
-                    "client_id": entry.client_id,
-                    "state": None,
-                }
-            )
+            self.update_awareness(conn, conn.user_id, removed)
         self.broadcast_json(
             {
                 "type": "presence",
@@ -169,48 +188,72 @@ class Room:
         for conn in targets:
             conn.send(text)
 
+    def _fan_out(
+        self, change: Change, *, user_id: str | None, author: ClientConnection | None
+    ) -> list[dict[str, Any]]:
+        """Number the change's ops and send the change to every client but its author."""
+        if change.update:
+            self.broadcast_yjs(encode_sync_update(change.update), exclude=author)
+        json_targets = [
+            c for c in self.connections if c is not author and c.protocol is WireProtocol.JSON
+        ]
+        operations = []
+        for op in change.ops:
+            self.rev += 1
+            self._log.append((self.rev, op))
+            operation = op.to_json()
+            operations.append(operation)
+            if json_targets:
+                text = dumps({"type": "op", "rev": self.rev, "op": operation, "user_id": user_id})
+                for conn in json_targets:
+                    conn.send(text)
+        return operations
+
     # -- changes -------------------------------------------------------------------------------
 
     def commit(
         self, change: Change, *, user_id: str, author: ClientConnection | None
     ) -> tuple[int, asyncio.Future[list[int]]]:
-        """Number an applied change, fan it out, and queue its history rows.
+        """Number a change made on this node, fan it out, record it and tell the other nodes.
 
         Returns the revision of the change's last op and a future that resolves when its history
         rows are committed (JSON acks wait on it).
         """
         if not change.ops and not change.update:
             return self.rev, self.commit_nothing()
-        if change.update:
-            self.broadcast_yjs(encode_sync_update(change.update), exclude=author)
-        json_targets = [
-            c for c in self.connections if c is not author and c.protocol is WireProtocol.JSON
-        ]
-        entries: list[HistoryEntry] = []
+        operations = self._fan_out(change, user_id=user_id, author=author)
+        if change.update and self.peers is not None:
+            self.peers.publish_update(user_id, change.update)
         checkpoint = self._take_checkpoint(change)
-        for index, op in enumerate(change.ops):
-            self.rev += 1
-            self._log.append((self.rev, op))
-            operation = op.to_json()
-            if json_targets:
-                text = dumps({"type": "op", "rev": self.rev, "op": operation, "user_id": user_id})
-                for conn in json_targets:
-                    conn.send(text)
-            entries.append(
-                HistoryEntry(
-                    session_id=self.session_id,
-                    user_id=user_id,
-                    operation=operation,
-                    content_before=change.content_before if checkpoint and index == 0 else None,
-                    content_after=(
-                        change.content_after
-                        if checkpoint and index == len(change.ops) - 1
-                        else None
-                    ),
-                )
+        last = len(operations) - 1
+        entries = [
+            HistoryEntry(
+                session_id=self.session_id,
+                user_id=user_id,
+                operation=operation,
+                content_before=change.content_before if checkpoint and index == 0 else None,
+                content_after=change.content_after if checkpoint and index == last else None,
+                node_id=self.node_id,
             )
+            for index, operation in enumerate(operations)
+        ]
         future = self._writer.submit(self.session_id, entries, self.snapshot)
         return self.rev, future
+
+    def apply_remote_update(self, update: bytes, *, user_id: str | None) -> None:
+        """Apply an update made on another node: fan it out locally, record nothing."""
+        try:
+            change = self.document.apply_update(update, origin="sync")
+        except UpdateError:
+            logger.warning("dropping an undecodable update from a peer for %s", self.session_id)
+            return
+        if not change.update:
+            return
+        self._fan_out(change, user_id=user_id, author=None)
+        if change.ops:
+            # Our next recorded edit is relative to text this node did not write itself.
+            self.require_checkpoint()
+        self._writer.mark_dirty(self.session_id, self.snapshot)
 
     def _take_checkpoint(self, change: Change) -> bool:
         """Whether this change's rows carry the full text (see README: edit history)."""
@@ -241,11 +284,41 @@ class Room:
 
     # -- awareness -----------------------------------------------------------------------------
 
-    def apply_awareness(
-        self, owner: ClientConnection, entries: Iterable[AwarenessEntry]
+    def update_awareness(
+        self, owner: ClientConnection | None, user_id: str, entries: Iterable[AwarenessEntry]
     ) -> list[AwarenessEntry]:
-        """Record awareness entries from a client; returns those that were new information."""
+        """Record awareness entries (from a local client, or another node when ``owner`` is
+        None), tell every other client, and — for local ones — the other nodes.
+
+        Returns the entries that were news (a stale clock or another owner's id is ignored).
+        """
+        accepted = self._record_awareness(owner, user_id, entries)
+        if not accepted:
+            return accepted
+        self.broadcast_yjs(
+            encode_awareness_message(encode_awareness(accepted)),
+            exclude=owner if owner is not None and owner.protocol is WireProtocol.YJS else None,
+        )
+        for entry in accepted:
+            self.broadcast_json(
+                {
+                    "type": "presence",
+                    "event": "update" if entry.state is not None else "remove",
+                    "user_id": user_id,
+                    "client_id": entry.client_id,
+                    "state": entry.state,
+                },
+                exclude=owner,
+            )
+        if owner is not None and self.peers is not None:
+            self.peers.publish_awareness(user_id, encode_awareness(accepted))
+        return accepted
+
+    def _record_awareness(
+        self, owner: ClientConnection | None, user_id: str, entries: Iterable[AwarenessEntry]
+    ) -> list[AwarenessEntry]:
         accepted: list[AwarenessEntry] = []
+        now = time.monotonic()
         for entry in entries:
             known = self.awareness.get(entry.client_id)
             if known is not None and known.owner is not owner:
@@ -253,27 +326,57 @@ class Room:
             if known is not None and entry.clock < known.clock:
                 continue
             if entry.state is None:
-                if known is not None:
-                    del self.awareness[entry.client_id]
-                owner.yjs_client_ids.discard(entry.client_id)
+                if known is None:
+                    continue
+                del self.awareness[entry.client_id]
+                if owner is not None:
+                    owner.yjs_client_ids.discard(entry.client_id)
             else:
-                self.awareness[entry.client_id] = AwarenessState(entry.clock, entry.state, owner)
-                if owner.protocol is WireProtocol.YJS:
+                self.awareness[entry.client_id] = AwarenessState(
+                    entry.clock, entry.state, owner, user_id, now
+                )
+                if owner is not None and owner.protocol is WireProtocol.YJS:
                     owner.yjs_client_ids.add(entry.client_id)
             accepted.append(entry)
         return accepted
+
+    def renew_awareness(self) -> None:
+        """Keep presence alive: renew JSON clients' states, expire silent remote ones.
+
+        Yjs clients drop an awareness state not renewed for 30 s; JSON clients do not renew
+        their own, so the server does it for them (called every ~15 s).
+        """
+        now = time.monotonic()
+        expired_by_user: dict[str, list[AwarenessEntry]] = {}
+        for client_id, known in list(self.awareness.items()):
+            if known.owner is None and now - known.updated_at > REMOTE_AWARENESS_TIMEOUT_SECONDS:
+                expired_by_user.setdefault(known.user_id, []).append(
+                    AwarenessEntry(client_id, known.clock + 1, None)
+                )
+        for user_id, expired in expired_by_user.items():
+            self.update_awareness(None, user_id, expired)
+        for conn in list(self.connections):
+            own = self.awareness.get(conn.awareness_client_id)
+            if own is not None and own.owner is conn:
+                conn.awareness_clock += 1
+                renewed = AwarenessEntry(conn.awareness_client_id, conn.awareness_clock, own.state)
+                self.update_awareness(conn, conn.user_id, [renewed])
 
     def awareness_entries(self) -> list[AwarenessEntry]:
         """Every known awareness state, for a client that just connected or asked."""
         return [AwarenessEntry(cid, s.clock, s.state) for cid, s in self.awareness.items()]
 
+    def local_awareness_by_user(self) -> dict[str, list[AwarenessEntry]]:
+        """This node's clients' awareness states, grouped by user (for a peer that syncs)."""
+        grouped: dict[str, list[AwarenessEntry]] = {}
+        for cid, s in self.awareness.items():
+            if s.owner is not None:
+                grouped.setdefault(s.user_id, []).append(AwarenessEntry(cid, s.clock, s.state))
+        return grouped
+
     def presence_list(self) -> list[dict[str, Any]]:
         """Every known awareness state in the JSON protocol's shape."""
         return [
-            {"client_id": cid, "user_id": s.owner.user_id, "state": s.state}
+            {"client_id": cid, "user_id": s.user_id, "state": s.state}
             for cid, s in self.awareness.items()
         ]
-
-    def connections_of(self, user_id: str) -> list[ClientConnection]:
-        """This user's open connections in the room."""
-        return [c for c in self.connections if c.user_id == user_id]

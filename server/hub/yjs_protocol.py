@@ -57,20 +57,7 @@ def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> Non
             entries = decode_awareness(message.payload)
         except ProtocolError as exc:
             raise CloseConnection(CloseCode.PROTOCOL_ERROR, f"bad awareness: {exc}") from None
-        accepted = room.apply_awareness(conn, entries)
-        if not accepted:
-            return
-        room.broadcast_yjs(encode_awareness_message(encode_awareness(accepted)), exclude=conn)
-        for entry in accepted:
-            room.broadcast_json(
-                {
-                    "type": "presence",
-                    "event": "update" if entry.state is not None else "remove",
-                    "user_id": conn.user_id,
-                    "client_id": entry.client_id,
-                    "state": entry.state,
-                }
-            )
+        room.update_awareness(conn, conn.user_id, entries)
     elif isinstance(message, QueryAwareness):
         conn.send(encode_awareness_message(encode_awareness(room.awareness_entries())))
 

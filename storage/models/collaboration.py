@@ -100,6 +100,9 @@ class EditHistory(Base):
     content_before: Mapped[str | None]
     content_after: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # Addition (0008): the server node that applied and recorded the edit. Positions in a row
+    # are relative to that node's copy of the text, so history is replayed per node.
+    node_id: Mapped[str | None]
 
     session: Mapped[CollaborationSession] = relationship(back_populates="edits")
     user: Mapped[User] = relationship()

@@ -56,13 +56,26 @@ async def get_edit(db: AsyncSession, session_id: str, edit_id: int) -> HistoryIt
 async def replay_rows(db: AsyncSession, session_id: str, edit_id: int) -> list[EditHistory]:
     """The rows from the nearest checkpoint at or before ``edit_id`` up to it, oldest first.
 
-    The first row returned carries ``content_before`` or ``content_after``; an empty list means no
+    Only rows written by the same node as ``edit_id`` count: their positions refer to that
+    node's copy of the text (a node checkpoints again after applying a peer's change). The first
+    row returned carries ``content_before`` or ``content_after``; an empty list means no
     checkpoint exists (the text cannot be rebuilt).
     """
+    target = await db.scalar(
+        select(EditHistory).where(EditHistory.session_id == session_id, EditHistory.id == edit_id)
+    )
+    if target is None:
+        return []
+    same_node = (
+        EditHistory.node_id.is_(None)
+        if target.node_id is None
+        else EditHistory.node_id == target.node_id
+    )
     checkpoint_id = await db.scalar(
         select(func.max(EditHistory.id)).where(
             EditHistory.session_id == session_id,
             EditHistory.id <= edit_id,
+            same_node,
             or_(EditHistory.content_before.is_not(None), EditHistory.content_after.is_not(None)),
         )
     )
@@ -74,6 +87,7 @@ async def replay_rows(db: AsyncSession, session_id: str, edit_id: int) -> list[E
             EditHistory.session_id == session_id,
             EditHistory.id >= checkpoint_id,
             EditHistory.id <= edit_id,
+            same_node,
         )
         .order_by(EditHistory.id)
     )

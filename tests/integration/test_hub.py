@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from crdt import EditOp, PromptDocument
+from server.hub.memory_broker import MemoryBroker
 from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub, SessionNotFoundError
 from server.hub.room import StaleRevisionError
@@ -41,12 +42,12 @@ async def hub_and_session(migrated_database_url: str) -> AsyncIterator[tuple[Hub
         session_id = row.id
     try:
         async with (
+            MemoryBroker("node-a") as broker,
             HistoryWriter(sessions, linger_seconds=0.001) as writer,
             PresenceTracker(sessions, interval=60) as presence,
+            Hub(sessions, writer, presence, broker, unload_grace_seconds=0.05) as hub,
         ):
-            hub = Hub(sessions, writer, presence, unload_grace_seconds=0.05)
             yield hub, session_id, owner.user_id
-            await hub.close()
     finally:
         await engine.dispose()
 

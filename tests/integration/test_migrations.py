@@ -38,6 +38,7 @@ EXPECTED_REVISIONS = [
     "0005_add_marketplace",
     "0006_add_agent_compose",
     "0007_tenant_scoping",
+    "0008_edit_history_node",
 ]
 
 _T = TypeVar("_T")
@@ -158,12 +159,12 @@ def _model_shape(dialect: str) -> dict[str, dict[str, Any]]:
 # --- tests --------------------------------------------------------------------------------
 
 
-def test_revision_chain_is_exactly_0001_to_0007() -> None:
+def test_revision_chain_is_exactly_as_expected() -> None:
     assert runner.revisions() == EXPECTED_REVISIONS
-    assert runner.head() == "0007_tenant_scoping"
+    assert runner.head() == EXPECTED_REVISIONS[-1]
     script = ScriptDirectory.from_config(runner.make_config())
     assert script.get_bases() == ["0001_initial"]
-    assert script.get_heads() == ["0007_tenant_scoping"]
+    assert script.get_heads() == [EXPECTED_REVISIONS[-1]]
     for previous, revision in zip([None, *EXPECTED_REVISIONS], EXPECTED_REVISIONS, strict=False):
         found = script.get_revision(revision)
         assert found is not None and found.down_revision == previous
