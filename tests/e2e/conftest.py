@@ -71,3 +71,14 @@ async def outsider(server: ServerProcess) -> Account:
     """A user of another tenant."""
     (account,) = await create_accounts(server.database_url, ["Mallory"])
     return account
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_server(server_database_url: str, tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    """A server this test alone uses and may kill or restart (on the module's database)."""
+    proc = ServerProcess(server_database_url, env=E2E_ENV, log_path=tmp_path / "server.log")
+    await proc.start()
+    try:
+        yield proc
+    finally:
+        await proc.stop()

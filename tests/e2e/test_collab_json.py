@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.accounts import Account
+from tests.support.api import call, create_session
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def new_session(server: ServerProcess, owner: Account, content: str = "") -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=owner.headers) as http:
-        response = await http.post("/api/sessions", json={"name": "Doc", "content": content})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def rest(
-    server: ServerProcess, account: Account, method: str, path: str, **kwargs: Any
-) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=account.headers) as http:
-        return await http.request(method, path, **kwargs)
-
-
 async def test_welcome_carries_content_rev_role_and_members(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice = team[0]
-    session = await new_session(server, alice, "Hello")
+    session = await create_session(server, alice, "Hello")
     async with JsonClient(server.ws_base, session["share_token"], alice.token) as client:
         welcome = client.welcome
         assert welcome is not None
@@ -47,8 +32,8 @@ async def test_welcome_carries_content_rev_role_and_members(
 
 async def test_edits_fan_out_and_are_acked(server: ServerProcess, team: list[Account]) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "Hello")
-    await rest(
+    session = await create_session(server, alice, "Hello")
+    await call(
         server,
         alice,
         "PUT",
@@ -68,7 +53,7 @@ async def test_edits_fan_out_and_are_acked(server: ServerProcess, team: list[Acc
         reply = await b.op({"type": "replace", "position": 0, "length": 5, "content": "Howdy"})
         assert reply["type"] == "ack"
         await a.wait_text("Howdy world")
-    read = await rest(server, alice, "GET", f"/api/sessions/{session['id']}")
+    read = await call(server, alice, "GET", f"/api/sessions/{session['id']}")
     assert read.json()["content"] == "Howdy world"
 
 
@@ -76,8 +61,8 @@ async def test_concurrent_ops_from_the_same_revision_converge_with_intent(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "The cat sat.")
-    await rest(
+    session = await create_session(server, alice, "The cat sat.")
+    await call(
         server,
         alice,
         "PUT",
@@ -103,7 +88,7 @@ async def test_utf16_positions_with_emoji_accents_and_arabic(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "😀 café مرحبا")
+    session = await create_session(server, alice, "😀 café مرحبا")
     async with (
         JsonClient(server.ws_base, session["share_token"], alice.token) as a,
         JsonClient(server.ws_base, session["share_token"], bob.token) as b,
@@ -117,7 +102,7 @@ async def test_utf16_positions_with_emoji_accents_and_arabic(
         # Splitting the emoji's surrogate pair is refused.
         reply = await a.op({"type": "insert", "position": 1, "content": "x"})
         assert reply["type"] == "error" and reply["code"] == "out_of_range"
-    read = await rest(server, alice, "GET", f"/api/sessions/{session['id']}")
+    read = await call(server, alice, "GET", f"/api/sessions/{session['id']}")
     assert read.json()["content"] == "😀!  « مرحبا"
 
 
@@ -125,7 +110,7 @@ async def test_viewer_cannot_edit_but_sees_edits_and_presence(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "abc")
+    session = await create_session(server, alice, "abc")
     async with (
         JsonClient(server.ws_base, session["share_token"], alice.token) as a,
         JsonClient(server.ws_base, session["share_token"], bob.token) as viewer,
@@ -144,7 +129,7 @@ async def test_viewer_cannot_edit_but_sees_edits_and_presence(
         assert (await a.insert(3, "d"))["type"] == "ack"
         await viewer.wait_text("abcd")
         # Promotion applies to the open connection at once.
-        promoted = await rest(
+        promoted = await call(
             server,
             alice,
             "PUT",
@@ -155,7 +140,7 @@ async def test_viewer_cannot_edit_but_sees_edits_and_presence(
         await viewer.wait_for(lambda m: m.get("type") == "role" and m.get("role") == "EDITOR")
         assert (await viewer.insert(0, ">"))["type"] == "ack"
         await a.wait_text(">abcd")
-    read = await rest(server, alice, "GET", f"/api/sessions/{session['id']}")
+    read = await call(server, alice, "GET", f"/api/sessions/{session['id']}")
     assert read.json()["content"] == ">abcd"
 
 
@@ -207,7 +192,7 @@ async def test_bad_messages_get_an_error_and_change_nothing(
     server: ServerProcess, team: list[Account], frame: str, code: str
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "safe")
+    session = await create_session(server, alice, "safe")
     async with (
         JsonClient(server.ws_base, session["share_token"], alice.token) as a,
         JsonClient(server.ws_base, session["share_token"], bob.token) as watcher,
@@ -220,7 +205,7 @@ async def test_bad_messages_get_an_error_and_change_nothing(
         await a.send({"type": "ping", "id": "p"})
         await a.wait_for(lambda m: m.get("type") == "pong")
         assert not [m for m in watcher.messages if m.get("type") == "op"]
-    read = await rest(server, alice, "GET", f"/api/sessions/{session['id']}")
+    read = await call(server, alice, "GET", f"/api/sessions/{session['id']}")
     assert read.json()["content"] == "safe"
 
 
@@ -228,7 +213,7 @@ async def test_binary_frame_on_a_json_connection_is_refused(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice = team[0]
-    session = await new_session(server, alice, "x")
+    session = await create_session(server, alice, "x")
     async with JsonClient(server.ws_base, session["share_token"], alice.token) as a:
         await a.send(b"\x00\x01\x02")
         error = await a.wait_for(lambda m: m.get("type") == "error")
@@ -237,12 +222,12 @@ async def test_binary_frame_on_a_json_connection_is_refused(
 
 async def test_oversized_frame_closes_with_1009(server: ServerProcess, team: list[Account]) -> None:
     alice = team[0]
-    session = await new_session(server, alice, "x")
+    session = await create_session(server, alice, "x")
     async with JsonClient(server.ws_base, session["share_token"], alice.token) as a:
         await a.send("x" * (1024 * 1024 + 1))
         code, _reason = await a.wait_closed()
         assert code == 1009
-    read = await rest(server, alice, "GET", f"/api/sessions/{session['id']}")
+    read = await call(server, alice, "GET", f"/api/sessions/{session['id']}")
     assert read.json()["content"] == "x"
 
 
@@ -264,7 +249,7 @@ async def test_admission_close_codes(
     code: int,
 ) -> None:
     alice = team[0]
-    session = await new_session(server, alice)
+    session = await create_session(server, alice)
     token = {"none": None, "garbage": "pst_nope", "valid": alice.token, "outsider": outsider.token}[
         token_kind
     ]
@@ -281,11 +266,11 @@ async def test_deactivate_closes_connections_and_refuses_joins(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "bye")
+    session = await create_session(server, alice, "bye")
     async with JsonClient(server.ws_base, session["share_token"], bob.token) as b:
-        forbidden = await rest(server, bob, "POST", f"/api/sessions/{session['id']}/deactivate")
+        forbidden = await call(server, bob, "POST", f"/api/sessions/{session['id']}/deactivate")
         assert forbidden.status_code == 403
-        done = await rest(server, alice, "POST", f"/api/sessions/{session['id']}/deactivate")
+        done = await call(server, alice, "POST", f"/api/sessions/{session['id']}/deactivate")
         assert done.status_code == 200 and done.json()["is_active"] is False
         code, reason = await b.wait_closed()
         assert code == 4410 and reason
@@ -298,9 +283,9 @@ async def test_rotating_the_share_token_stops_new_joins_with_the_old_one(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "link")
+    session = await create_session(server, alice, "link")
     async with JsonClient(server.ws_base, session["share_token"], alice.token) as a:
-        rotated = await rest(server, alice, "POST", f"/api/sessions/{session['id']}/share-token")
+        rotated = await call(server, alice, "POST", f"/api/sessions/{session['id']}/share-token")
         assert rotated.status_code == 200
         new_token = rotated.json()["share_token"]
         assert new_token != session["share_token"]
@@ -318,15 +303,15 @@ async def test_removing_a_member_closes_their_connection(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "members")
+    session = await create_session(server, alice, "members")
     async with JsonClient(server.ws_base, session["share_token"], bob.token) as b:
-        removed = await rest(
+        removed = await call(
             server, alice, "DELETE", f"/api/sessions/{session['id']}/members/{bob.user_id}"
         )
         assert removed.status_code == 204
         code, _ = await b.wait_closed()
         assert code == 4403
-    members = await rest(server, alice, "GET", f"/api/sessions/{session['id']}/members")
+    members = await call(server, alice, "GET", f"/api/sessions/{session['id']}/members")
     assert [m["user_id"] for m in members.json()["items"]] == [alice.user_id]
 
 
@@ -334,7 +319,7 @@ async def test_rate_limit_errors_then_closes_with_1008(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice = team[0]
-    session = await new_session(server, alice, "")
+    session = await create_session(server, alice, "")
     async with JsonClient(server.ws_base, session["share_token"], alice.token) as a:
         for _ in range(1200):
             if a.closed.is_set():

@@ -3,50 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from tests.e2e.conftest import E2E_ENV
 from tests.support.accounts import Account, create_accounts
+from tests.support.api import create_session, session_content
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def own_server(server_database_url: str, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    """A server this test may kill and restart (on the module's database)."""
-    proc = ServerProcess(server_database_url, env=E2E_ENV, log_path=tmp_path / "server.log")
-    await proc.start()
-    try:
-        yield proc
-    finally:
-        await proc.stop()
-
-
-async def make_session(server: ServerProcess, owner: Account, content: str) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=owner.headers) as http:
-        response = await http.post("/api/sessions", json={"name": "durable", "content": content})
-    assert response.status_code == 201
-    return response.json()
-
-
-async def read_content(server: ServerProcess, account: Account, session_id: str) -> str:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=account.headers) as http:
-        response = await http.get(f"/api/sessions/{session_id}")
-    assert response.status_code == 200
-    return str(response.json()["content"])
-
-
 async def test_every_acked_op_survives_sigkill(own_server: ServerProcess) -> None:
     (alice,) = await create_accounts(own_server.database_url, ["Alice"])
-    session = await make_session(own_server, alice, "start")
+    session = await create_session(own_server, alice, "start")
     client = JsonClient(own_server.ws_base, session["share_token"], alice.token)
     await client.connect()
     acked = []
@@ -62,7 +34,7 @@ async def test_every_acked_op_survives_sigkill(own_server: ServerProcess) -> Non
     await own_server.kill()
     await client.wait_closed()
     await own_server.start()
-    assert await read_content(own_server, alice, session["id"]) == expected
+    assert await session_content(own_server, alice, session["id"]) == expected
     async with JsonClient(own_server.ws_base, session["share_token"], alice.token) as again:
         assert again.welcome is not None and again.welcome["content"] == expected
         # The document keeps working after the restart.
@@ -77,7 +49,7 @@ async def test_fifty_clients_joining_at_once_all_join_and_sync(
 ) -> None:
     accounts = await create_accounts(server.database_url, [f"U{i}" for i in range(50)])
     owner = accounts[0]
-    session = await make_session(server, owner, "shared ✓")
+    session = await create_session(server, owner, "shared ✓")
     clients = [JsonClient(server.ws_base, session["share_token"], a.token) for a in accounts]
     await asyncio.gather(*(c.connect() for c in clients))
     try:
@@ -96,7 +68,7 @@ async def test_idle_document_is_flushed_and_unloaded(
     server: ServerProcess, team: list[Account]
 ) -> None:
     alice = team[0]
-    session = await make_session(server, alice, "idle")
+    session = await create_session(server, alice, "idle")
     async with JsonClient(server.ws_base, session["share_token"], alice.token) as client:
         await client.insert(4, "!")
         leaving_at = datetime.now(UTC).replace(tzinfo=None)

@@ -8,24 +8,15 @@ import httpx
 import pytest
 
 from tests.support.accounts import Account
+from tests.support.api import call, create_session
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def call(
-    server: ServerProcess, account: Account | None, method: str, path: str, **kwargs: Any
-) -> httpx.Response:
-    headers = account.headers if account is not None else {}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=headers) as http:
-        return await http.request(method, path, **kwargs)
-
-
 async def create(server: ServerProcess, owner: Account, **body: Any) -> dict[str, Any]:
-    response = await call(server, owner, "POST", "/api/sessions", json={"name": "S", **body})
-    assert response.status_code == 201, response.text
-    return response.json()
+    return await create_session(server, owner, **{"name": "S", **body})
 
 
 async def test_create_returns_share_link_and_owner_membership(

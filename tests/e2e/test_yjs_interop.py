@@ -6,20 +6,17 @@ Also raw y-websocket frames from Python for the malformed-input cases a stock cl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from pycrdt import Doc, Text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from crdt.codec import encode_sync_step1, encode_sync_update
-from tests.e2e.conftest import E2E_ENV
 from tests.support.accounts import Account
+from tests.support.api import create_session, grant, has_content, session_content
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
 from tests.support.services import require_service
@@ -35,30 +32,6 @@ def need_node() -> None:
     require_service(f"Node.js interop packages ({node_unavailable_reason()})", node_available())
 
 
-async def new_session(server: ServerProcess, owner: Account, content: str = "") -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=owner.headers) as http:
-        response = await http.post("/api/sessions", json={"name": "yjs", "content": content})
-    assert response.status_code == 201
-    return response.json()
-
-
-async def grant(server: ServerProcess, owner: Account, session_id: str, user: Account) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=owner.headers) as http:
-        response = await http.put(
-            f"/api/sessions/{session_id}/members/{user.user_id}", json={"role": "EDITOR"}
-        )
-    assert response.status_code == 200
-
-
-async def has_text(server: ServerProcess, account: Account, session_id: str, text: str) -> bool:
-    return await server_text(server, account, session_id) == text
-
-
-async def server_text(server: ServerProcess, account: Account, session_id: str) -> str:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=account.headers) as http:
-        return str((await http.get(f"/api/sessions/{session_id}")).json()["content"])
-
-
 def yjs(
     server: ServerProcess, session: dict[str, Any], account: Account, **kw: Any
 ) -> YjsNodeClient:
@@ -72,7 +45,7 @@ async def test_yjs_clients_edit_concurrently_and_converge(
     need_node: None, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, carol = team
-    session = await new_session(server, alice, "Base: ")
+    session = await create_session(server, alice, "Base: ")
     for user in (bob, carol):
         await grant(server, alice, session["id"], user)
     async with (
@@ -91,7 +64,7 @@ async def test_yjs_clients_edit_concurrently_and_converge(
                     break
                 await asyncio.sleep(0.02)
         (text,) = texts
-    await eventually(lambda: has_text(server, alice, session["id"], text))
+    await eventually(lambda: has_content(server, alice, session["id"], text))
 
 
 @node
@@ -99,7 +72,7 @@ async def test_late_joiner_gets_the_full_state_and_history_records_yjs_edits(
     need_node: None, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "")
+    session = await create_session(server, alice, "")
     async with yjs(server, session, alice) as a:
         await a.wait_synced()
         await a.insert(0, "written by yjs ✍")
@@ -118,7 +91,7 @@ async def test_mixed_yjs_and_json_clients_converge(
     need_node: None, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "one two three")
+    session = await create_session(server, alice, "one two three")
     await grant(server, alice, session["id"], bob)
     async with (
         yjs(server, session, alice) as y,
@@ -136,7 +109,7 @@ async def test_mixed_yjs_and_json_clients_converge(
         expected = "zero one TWO three four"
         await y.wait_text(expected)
         await j.wait_text(expected)
-    assert await server_text(server, alice, session["id"]) == expected
+    assert await session_content(server, alice, session["id"]) == expected
 
 
 @node
@@ -144,7 +117,7 @@ async def test_awareness_reaches_both_kinds_of_client_and_is_removed_on_leave(
     need_node: None, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, carol = team
-    session = await new_session(server, alice, "presence")
+    session = await create_session(server, alice, "presence")
     async with (
         yjs(server, session, alice) as a,
         JsonClient(server.ws_base, session["share_token"], carol.token) as watcher,
@@ -202,7 +175,7 @@ async def test_viewer_updates_are_neither_applied_nor_relayed(
     need_node: None, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "read only")
+    session = await create_session(server, alice, "read only")
     async with yjs(server, session, alice) as owner, yjs(server, session, bob) as viewer:
         await viewer.wait_text("read only")
         await viewer.insert(0, "HACK ")
@@ -210,7 +183,7 @@ async def test_viewer_updates_are_neither_applied_nor_relayed(
         await viewer.wait_text("HACK read only!")  # the viewer's own copy diverges locally
         await owner.wait_text("read only!")
         assert await owner.text() == "read only!"
-    assert await server_text(server, alice, session["id"]) == "read only!"
+    assert await session_content(server, alice, session["id"]) == "read only!"
 
 
 @node
@@ -218,23 +191,13 @@ async def test_yjs_client_with_bad_token_is_closed_4401(
     need_node: None, server: ServerProcess, team: list[Account]
 ) -> None:
     alice = team[0]
-    session = await new_session(server, alice)
+    session = await create_session(server, alice)
     client = YjsNodeClient(
         f"{server.ws_base}/ws", session["share_token"], params={"token": "wrong"}, reconnect=False
     )
     async with client:
         close = await client.wait_closed_code(4401)
         assert close.reason
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def own_server(server_database_url: str, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    proc = ServerProcess(server_database_url, env=E2E_ENV, log_path=tmp_path / "server.log")
-    await proc.start()
-    try:
-        yield proc
-    finally:
-        await proc.stop()
 
 
 @node
@@ -244,11 +207,13 @@ async def test_yjs_client_survives_a_server_restart_without_duplicating_text(
     from tests.support.accounts import create_accounts
 
     (alice,) = await create_accounts(own_server.database_url, ["Alice"])
-    session = await new_session(own_server, alice, "seeded from text")
+    session = await create_session(own_server, alice, "seeded from text")
     async with yjs(own_server, session, alice, max_backoff_ms=200) as client:
         await client.wait_text("seeded from text")
         await client.insert(0, "> ")
-        await eventually(lambda: has_text(own_server, alice, session["id"], "> seeded from text"))
+        await eventually(
+            lambda: has_content(own_server, alice, session["id"], "> seeded from text")
+        )
         await own_server.stop()
         await client.wait_event(
             lambda e: e.get("event") == "status" and e.get("status") == "disconnected"
@@ -259,7 +224,9 @@ async def test_yjs_client_survives_a_server_restart_without_duplicating_text(
         )
         await client.insert(len("> seeded from text"), " <")
         assert await client.text() == "> seeded from text <"
-        await eventually(lambda: has_text(own_server, alice, session["id"], "> seeded from text <"))
+        await eventually(
+            lambda: has_content(own_server, alice, session["id"], "> seeded from text <")
+        )
 
 
 async def _raw(server: ServerProcess, session: dict[str, Any], account: Account) -> Any:
@@ -285,7 +252,7 @@ async def test_malformed_binary_frames_close_only_their_connection(
     server: ServerProcess, team: list[Account], frame: bytes, code: int
 ) -> None:
     alice, bob, _ = team
-    session = await new_session(server, alice, "intact")
+    session = await create_session(server, alice, "intact")
     async with JsonClient(server.ws_base, session["share_token"], bob.token) as bystander:
         ws = await _raw(server, session, alice)
         try:
@@ -301,7 +268,7 @@ async def test_malformed_binary_frames_close_only_their_connection(
         await bystander.send({"type": "ping"})
         await bystander.wait_for(lambda m: m.get("type") == "pong")
         assert not [m for m in bystander.messages if m.get("type") == "op"]
-    assert await server_text(server, alice, session["id"]) == "intact"
+    assert await session_content(server, alice, session["id"]) == "intact"
 
 
 async def test_python_yjs_peer_syncs_and_edits(server: ServerProcess, team: list[Account]) -> None:
@@ -309,7 +276,7 @@ async def test_python_yjs_peer_syncs_and_edits(server: ServerProcess, team: list
     from crdt.codec import SyncStep1, SyncStep2, SyncUpdate, decode_message, encode_sync_step2
 
     alice, bob, _ = team
-    session = await new_session(server, alice, "py")
+    session = await create_session(server, alice, "py")
     doc = Doc()
     text = doc.get("content", type=Text)
     async with JsonClient(server.ws_base, session["share_token"], bob.token) as watcher:
