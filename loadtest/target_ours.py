@@ -1,0 +1,214 @@
+"""Our server as a load target: started by the tool, with its tenant, users and sessions.
+
+``python -m server.cli serve`` on a free loopback port, on a fresh SQLite file in a temporary
+directory (the server migrates it itself) or on ``--database-url`` (migrated with ``db upgrade``
+first). Set-up, done for each run:
+
+* one tenant and ``clients_per_room`` users with login tokens, written through the storage
+  repositories (as ``tests/support/accounts.py`` does);
+* one collaboration session per room, created over REST (``POST /api/sessions``) by user 0;
+* every other user made an EDITOR member of every session (directly in the database), so that
+  every client may edit and admission does not write a membership row on join.
+
+Client ``slot`` of a room connects as user ``slot``:
+``ws://127.0.0.1:PORT/ws/{share_token}?token=...&protocol=yjs|json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from loadtest.model import Protocol
+from loadtest.process import ManagedProcess, base_env, free_port
+from loadtest.targets import LOOPBACK, ROOT, Target
+
+_SETUP_TIMEOUT = 120.0
+_TOKEN_TTL_HOURS = 6.0
+
+
+class OursTarget(Target):
+    """The Prompt Studio server."""
+
+    name = "ours"
+    supports_json = True
+
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        pin_core: int | None = None,
+        log_dir: Path,
+        log_level: str = "WARNING",
+    ) -> None:
+        """Describe the server; :meth:`start` launches it."""
+        self.port = free_port(LOOPBACK)
+        self.pin_core = pin_core
+        self.log_dir = log_dir
+        self.log_level = log_level
+        self._tmp: Path | None = None
+        self._given_url = database_url
+        self.database_url = database_url or ""
+        self._process: ManagedProcess | None = None
+        self._tokens: list[tuple[str, str]] = []  # (user_id, token) per slot
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self._process.pid if self._process and self._process.running else None
+
+    async def start(self) -> None:
+        """Start the server on its database and wait for ``/healthz``."""
+        if self._given_url is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="loadtest-db-"))
+            self.database_url = f"sqlite+aiosqlite:///{self._tmp / 'loadtest.db'}"
+        env = base_env()
+        env.update(
+            DATABASE_URL=self.database_url,
+            HOST=LOOPBACK,
+            PORT=str(self.port),
+            LOG_LEVEL=self.log_level,
+        )
+        env.pop("REDIS_URL", None)
+        if not self.database_url.startswith("sqlite"):
+            await asyncio.to_thread(self._migrate, env)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._process = ManagedProcess(
+            "ours",
+            [sys.executable, "-m", "server.cli", "serve"],
+            env=env,
+            cwd=ROOT,
+            pin_core=self.pin_core,
+            log_path=self.log_dir / f"ours-{self.port}.log",
+        )
+        async with httpx.AsyncClient(trust_env=False) as http:
+
+            async def healthy() -> bool:
+                try:
+                    response = await http.get(f"{self.base_url}/healthz", timeout=1.0)
+                except httpx.TransportError:
+                    return False
+                return response.status_code == 200
+
+            await self._process.start(healthy)
+
+    @staticmethod
+    def _migrate(env: dict[str, str]) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "server.cli", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=_SETUP_TIMEOUT,
+            capture_output=True,
+        )
+
+    async def room_urls(
+        self, rooms: int, clients_per_room: int, protocol: Protocol
+    ) -> list[list[str]]:
+        """Create the accounts and sessions; one URL per client."""
+        async with asyncio.timeout(_SETUP_TIMEOUT):
+            await self._ensure_users(max(1, clients_per_room))
+            owner_token = self._tokens[0][1]
+            sessions = await self._create_sessions(rooms, owner_token)
+            await self._add_editors([sid for sid, _share in sessions], clients_per_room)
+        urls: list[list[str]] = []
+        for _session_id, share in sessions:
+            base = f"ws://{LOOPBACK}:{self.port}/ws/{share}"
+            urls.append(
+                [
+                    f"{base}?token={self._tokens[slot][1]}&protocol={protocol}"
+                    for slot in range(clients_per_room)
+                ]
+            )
+        return urls
+
+    async def _ensure_users(self, count: int) -> None:
+        if len(self._tokens) >= count:
+            return
+        from server.security import hash_secret, new_api_key, new_login_token
+        from storage.base import utcnow
+        from storage.engine import create_engine, create_session_factory
+        from storage.repositories.tenancy import create_login_session, create_tenant, create_user
+
+        engine = create_engine(self.database_url)
+        try:
+            async with create_session_factory(engine)() as db, db.begin():
+                tenant = await create_tenant(
+                    db,
+                    name=f"loadtest-{uuid.uuid4().hex[:6]}",
+                    api_key_hash=hash_secret(new_api_key()),
+                )
+                tag = uuid.uuid4().hex[:8]
+                for slot in range(len(self._tokens), count):
+                    user = await create_user(
+                        db,
+                        tenant_id=tenant.id,
+                        email=f"lt{slot}-{tag}@loadtest.invalid",
+                        name=f"Load {slot}",
+                    )
+                    token = new_login_token()
+                    await create_login_session(
+                        db,
+                        token_hash=hash_secret(token),
+                        user=user,
+                        expires_at=utcnow() + timedelta(hours=_TOKEN_TTL_HOURS),
+                    )
+                    self._tokens.append((user.id, token))
+        finally:
+            await engine.dispose()
+
+    async def _create_sessions(self, rooms: int, owner_token: str) -> list[tuple[str, str]]:
+        headers = {"Authorization": f"Bearer {owner_token}"}
+        sessions: list[tuple[str, str]] = []
+        async with httpx.AsyncClient(base_url=self.base_url, trust_env=False) as http:
+            for index in range(rooms):
+                response = await http.post(
+                    "/api/sessions", json={"name": f"loadtest room {index}"}, headers=headers
+                )
+                if response.status_code != 201:
+                    raise RuntimeError(
+                        f"POST /api/sessions: {response.status_code} {response.text[:200]}"
+                    )
+                body = response.json()
+                sessions.append((body["id"], body["share_token"]))
+        return sessions
+
+    async def _add_editors(self, session_ids: list[str], clients_per_room: int) -> None:
+        from storage.engine import create_engine, create_session_factory
+        from storage.models import SessionMember
+
+        engine = create_engine(self.database_url)
+        try:
+            async with create_session_factory(engine)() as db, db.begin():
+                db.add_all(
+                    SessionMember(session_id=session_id, user_id=user_id, role="EDITOR")
+                    for session_id in session_ids
+                    for user_id, _token in self._tokens[1:clients_per_room]
+                )
+        finally:
+            await engine.dispose()
+
+    async def stop(self) -> None:
+        """Stop the server and remove the temporary database."""
+        try:
+            if self._process is not None:
+                await self._process.stop()
+                self._process = None
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None
