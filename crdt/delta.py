@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DeltaMismatchError",
     "Piece",
+    "apply_delta",
     "changes_to_ops",
     "delta_to_ops",
     "diff_to_ops",
@@ -160,6 +161,107 @@ def delta_to_ops(
     if "".join(new_parts) != after:
         raise DeltaMismatchError("delta does not produce the new text")
     return ops
+
+
+def _advance(text: str, index: int, offset: int, units: int, size: int) -> int:
+    """The ``str`` index reached by consuming ``units`` UTF-8 bytes of ``text`` from ``index``.
+
+    ``offset`` is the UTF-8 offset of ``index`` and ``size`` the UTF-8 length of ``text``. Only
+    the shorter of the consumed part and the rest of the text is encoded and decoded.
+
+    Raises:
+        DeltaMismatchError: the text ends first, or the bytes end inside a character.
+    """
+    target = offset + units
+    if target > size:
+        raise DeltaMismatchError("delta runs past the end of the text")
+    if text.isascii():  # O(1): CPython flags ASCII strings
+        return index + units
+    tail = size - target  # UTF-8 bytes after the target
+    if tail < units:
+        chunk = text[max(index, len(text) - tail) :]  # ``tail`` bytes span at most as many chars
+        if chunk.isascii():
+            return len(text) - tail
+        data = chunk.encode("utf-8", "surrogatepass")
+        try:
+            return len(text) - len(data[len(data) - tail :].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DeltaMismatchError("delta splits a character") from exc
+    chunk = text[index : index + units]  # ``units`` bytes span at most as many characters
+    if chunk.isascii():
+        return index + units
+    data = chunk.encode("utf-8", "surrogatepass")
+    try:
+        return index + len(data[:units].decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DeltaMismatchError("delta splits a character") from exc
+
+
+def apply_delta(
+    before: str,
+    delta: Sequence[Mapping[str, Any]],
+    origin: OpOrigin,
+    *,
+    size8: int | None = None,
+    size16: int | None = None,
+) -> tuple[str, list[EditOp], int]:
+    """Apply a pycrdt ``TextEvent.delta`` to the plain text ``before`` (no embeds).
+
+    Returns the new text, the ops :func:`delta_to_ops` gives for ``[before]`` and that text,
+    and the change of the length in UTF-8 bytes (pycrdt's ``len(text)``). The new text is built
+    by slicing ``before``, without asking pycrdt for the whole string (the caller checks the
+    length against pycrdt's). ``size8`` and ``size16``, the lengths of ``before`` in UTF-8 bytes
+    and UTF-16 units if known, let offsets past the middle be counted from the end.
+
+    Raises:
+        DeltaMismatchError: the delta does not fit ``before``, or inserts an embed (the text
+            would no longer be plain); the caller falls back to :func:`changes_to_ops`.
+    """
+    if size8 is None:
+        size8 = utf8_length(before)
+    no_surrogates = size16 == len(before)
+    ops: list[EditOp] = []
+    parts: list[str] = []
+    index = 0  # in ``before``, as a str index
+    offset = 0  # the same in UTF-8 bytes
+    index16 = 0  # the same in UTF-16 units
+    position = 0  # in the new text, in UTF-16 units
+    growth = 0  # UTF-8 bytes
+    for item in delta:
+        if "insert" in item:
+            inserted = item["insert"]
+            if not isinstance(inserted, str):
+                raise DeltaMismatchError("delta inserts an embed")
+            if inserted:
+                _append(ops, position, 0, inserted, origin)
+                parts.append(inserted)
+                position += utf16_length(inserted)
+                growth += utf8_length(inserted)
+            continue
+        if "delete" in item:
+            units = _units(item["delete"])
+        elif "retain" in item:
+            units = _units(item["retain"])
+        else:
+            raise DeltaMismatchError(f"unknown delta item {sorted(item)}")
+        if not units:
+            continue
+        stop = _advance(before, index, offset, units, size8)
+        if no_surrogates:
+            span16 = stop - index
+        elif size16 is not None and len(before) - stop < stop - index:
+            span16 = size16 - index16 - utf16_length(before[stop:])
+        else:
+            span16 = utf16_length(before[index:stop])
+        if "delete" in item:
+            _append(ops, position, span16, "", origin)
+            growth -= units
+        else:
+            parts.append(before[index:stop])
+            position += span16
+        index, offset, index16 = stop, offset + units, index16 + span16
+    parts.append(before[index:])
+    return "".join(parts), ops, growth
 
 
 def _units(value: object) -> int:

@@ -8,12 +8,19 @@ before and after. Methods are synchronous and not thread-safe; the caller serial
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Doc, Text, TransactionEvent, merge_updates
+from pycrdt import Doc, Text, merge_updates
 
-from crdt.delta import Piece, changes_to_ops, utf16_to_crdt_index
+from crdt.delta import (
+    DeltaMismatchError,
+    Piece,
+    apply_delta,
+    changes_to_ops,
+    utf16_to_crdt_index,
+)
 from crdt.errors import OpError, ProtocolError, UpdateError
 from crdt.ops import EditOp, OpOrigin
 from crdt.positions import utf8_length, utf16_length, utf16_to_index
@@ -55,8 +62,21 @@ class PromptDocument:
         """Create an empty document (``client_id`` is random unless given, e.g. in tests)."""
         self._doc: Doc[Text] = Doc(client_id=client_id)
         self._text = self._doc.get(TEXT_NAME, type=Text)
+        # Caches of the text, kept up to date by every change (see ``_transact``):
         self._content = ""
-        self._length16: int | None = 0
+        self._length16: int | None = 0  # UTF-16 units of ``_content``, None until needed
+        self._length8 = 0  # UTF-8 bytes of ``_content``
+        self._plain = True  # pycrdt indexes the text like ``_content``: no embeds in it
+        self._recorder = recorder = _Recorder()
+        # Raw (Rust-level) observers, subscribed for the document's lifetime: pycrdt's own
+        # ``Doc.observe`` would keep the Doc alive forever (its wrapper refers to the Doc, closing
+        # a reference cycle through Rust that Python's garbage collector cannot see), and its
+        # ``Text.observe`` wrapper costs more than the change. The callbacks refer only to the
+        # recorder, so the Doc is freed with this object.
+        self._subscriptions = (
+            self._doc._doc.observe(recorder.on_transaction),
+            self._text.integrated.observe(recorder.on_text),
+        )
 
     # --- construction -----------------------------------------------------------------------
 
@@ -135,6 +155,7 @@ class PromptDocument:
             OpError: ``out_of_range`` if the op's range exceeds the text or splits a surrogate
                 pair; the document is untouched.
         """
+        self._check_cache()
         before = self._content
         total = self.utf16_length
         if op.position > total:
@@ -149,11 +170,22 @@ class PromptDocument:
                 f"position + length ({op.end}) is past the end of the text (length {total})",
                 "length",
             )
-        utf16_to_index(before, op.position)  # raises if it splits a surrogate pair
-        utf16_to_index(before, op.end, field="length")
-        pieces = self._pieces()
-        start = utf16_to_crdt_index(pieces, op.position)
-        stop = utf16_to_crdt_index(pieces, op.end) if op.length else start
+        first, last = _str_indices(before, op.position, op.end, total)
+        pieces: list[Piece] | None
+        if self._plain:
+            pieces = None
+            if before.isascii():
+                start, stop = first, last
+            else:  # count the shorter side
+                if first <= len(before) - first:
+                    start = utf8_length(before[:first])
+                else:
+                    start = self._length8 - utf8_length(before[first:])
+                stop = start + utf8_length(before[first:last])
+        else:
+            pieces = self._pieces()
+            start = utf16_to_crdt_index(pieces, op.position)
+            stop = utf16_to_crdt_index(pieces, op.end) if op.length else start
 
         def mutate() -> None:
             with self._doc.transaction():
@@ -162,7 +194,17 @@ class PromptDocument:
                 if op.content:
                     self._text.insert(start, op.content)
 
-        return self._transact(mutate, pieces, op.origin)
+        if pieces is not None:
+            return self._transact(mutate, pieces, op.origin)
+        # Plain text: the transaction deletes exactly ``before[first:last]`` and inserts the
+        # content there, so the outcome is known without asking pycrdt for a delta.
+        after = before[:first] + op.content + before[last:]
+        ops: list[EditOp] = []
+        if after != before:
+            built = EditOp.build(op.position, op.length, op.content, op.origin)
+            ops = [] if built is None else [built]
+        expected = (after, ops, utf8_length(op.content) - (stop - start))
+        return self._transact(mutate, None, op.origin, expected=expected)
 
     def apply_update(self, update: bytes, origin: OpOrigin = "sync") -> Change:
         """Apply a Yjs update from a Yjs client or a peer node.
@@ -188,48 +230,146 @@ class PromptDocument:
                     raise UpdateError(f"Yjs update rejected by pycrdt: {exc}") from exc
                 raise
 
-        return self._transact(mutate, self._pieces(), origin)
+        self._check_cache()
+        return self._transact(mutate, None if self._plain else self._pieces(), origin)
 
     # --- internals --------------------------------------------------------------------------
 
     def _pieces(self) -> list[Piece]:
-        """The current text as pycrdt indexes it (see :mod:`crdt.delta`)."""
-        if len(self._text) == utf8_length(self._content):
-            return [self._content]
+        """The current text as pycrdt indexes it, embeds included (see :mod:`crdt.delta`)."""
         return [chunk if isinstance(chunk, str) else None for chunk, _ in self._text.diff()]
 
+    def _check_cache(self) -> None:
+        """Re-read the text if it changed outside this class's methods (only tests do that)."""
+        recorder = self._recorder
+        if recorder.updates or recorder.changed:
+            recorder.take()
+            self._reload()
+
+    def _reload(self) -> None:
+        """Rebuild the caches from pycrdt (the slow way: it rebuilds the whole string)."""
+        self._content = content = str(self._text)
+        self._length8 = utf8_length(content)
+        self._length16 = None
+        self._plain = len(self._text) == self._length8
+
     def _transact(
-        self, mutate: Callable[[], None], pieces: Sequence[Piece], origin: OpOrigin
+        self,
+        mutate: Callable[[], None],
+        pieces: Sequence[Piece] | None,
+        origin: OpOrigin,
+        *,
+        expected: tuple[str, list[EditOp], int] | None = None,
     ) -> Change:
-        """Run ``mutate`` (one transaction) and describe what it did."""
+        """Run ``mutate`` (one transaction) and describe what it did.
+
+        ``pieces`` is the text before as pycrdt indexes it, ``None`` for plain text (then
+        ``[content]``). ``expected`` is the outcome the caller predicts for plain text: the new
+        text, its ops and the change of pycrdt's length; without it, plain text is updated from
+        the transaction's delta. Either way pycrdt's length must agree, or the text is re-read
+        from pycrdt and described as before this fast path existed (delta, else diff).
+        """
         before = self._content
-        updates: list[bytes] = []
-        deltas: list[list[Mapping[str, Any]]] = []
-
-        def on_transaction(event: TransactionEvent) -> None:
-            updates.append(event.update)
-
-        def on_text(event: Any) -> None:  # a TextEvent; pycrdt does not declare its attributes
-            deltas.append(event.delta)
-
-        # Subscribed per call: a permanent Doc observer would keep the Doc alive forever (pycrdt
-        # closes a reference cycle through Rust that Python's garbage collector cannot see).
-        doc_subscription = self._doc.observe(on_transaction)
-        text_subscription = self._text.observe(on_text)
+        recorder = self._recorder
+        recorder.want_delta = pieces is not None or expected is None
         try:
             mutate()
-        finally:
-            self._doc.unobserve(doc_subscription)
-            self._text.unobserve(text_subscription)
-            if updates or deltas:
-                self._content = str(self._text)
-                self._length16 = None
-        after = self._content
+        except BaseException:
+            updates, deltas, changed = recorder.take()
+            if updates or changed:
+                self._reload()
+            raise
+        updates, deltas, changed = recorder.take()
         update = updates[0] if len(updates) == 1 else merge_updates(*updates) if updates else b""
         if update == EMPTY_UPDATE:
             update = b""
-        ops = changes_to_ops(pieces, deltas, before, after, origin) if before != after else []
+        if not updates and not changed:
+            return Change(update=update, ops=[], content_before=before, content_after=before)
+
+        outcome: tuple[str, list[EditOp], int] | None = None
+        if pieces is None:  # plain text: no need to rebuild the whole string
+            if not changed:  # e.g. an update for another root type
+                outcome = (before, [], 0)
+            elif expected is not None:
+                outcome = expected
+            elif len(deltas) == 1:
+                # A delta that does not fit (e.g. it inserts an embed) is described below.
+                with suppress(DeltaMismatchError):
+                    outcome = apply_delta(
+                        before, deltas[0], origin, size8=self._length8, size16=self._length16
+                    )
+        if outcome is not None and len(self._text) == self._length8 + outcome[2]:
+            after, ops, growth = outcome
+            if after == before:
+                ops = []
+            elif self._length16 is not None:
+                self._length16 += sum(utf16_length(op.content) - op.length for op in ops)
+            self._content = after
+            self._length8 += growth
+        else:
+            self._reload()
+            after = self._content
+            if before == after:
+                ops = []
+            else:
+                ops = changes_to_ops(
+                    [before] if pieces is None else pieces, deltas, before, after, origin
+                )
         return Change(update=update, ops=ops, content_before=before, content_after=after)
 
     def __repr__(self) -> str:
         return f"<PromptDocument client_id={self.client_id} length16={self.utf16_length}>"
+
+
+def _str_indices(text: str, start16: int, stop16: int, length16: int) -> tuple[int, int]:
+    """The ``str`` indices of two UTF-16 offsets into ``text`` (``length16`` units long).
+
+    Like :func:`~crdt.positions.utf16_to_index` for each (the same ``OpError`` if one splits a
+    surrogate pair), with one encoding of the text and one decoding of the shorter side.
+    ``0 <= start16 <= stop16 <= length16`` must hold.
+    """
+    if length16 == len(text):  # no surrogate pairs: UTF-16 offsets are str indices
+        return start16, stop16
+    units = text.encode("utf-16-le", "surrogatepass")
+    for pos16, field in ((start16, "position"), (stop16, "length")):
+        if 0 < pos16 < length16:
+            previous = int.from_bytes(units[2 * pos16 - 2 : 2 * pos16], "little")
+            following = int.from_bytes(units[2 * pos16 : 2 * pos16 + 2], "little")
+            if 0xD800 <= previous <= 0xDBFF and 0xDC00 <= following <= 0xDFFF:
+                utf16_to_index(text, pos16, field=field)  # raises the error it describes
+    if start16 <= length16 - start16:
+        first = len(units[: 2 * start16].decode("utf-16-le", "surrogatepass"))
+    else:
+        first = len(text) - len(units[2 * start16 :].decode("utf-16-le", "surrogatepass"))
+    span = units[2 * start16 : 2 * stop16].decode("utf-16-le", "surrogatepass")
+    return first, first + len(span)
+
+
+class _Recorder:
+    """Collects what a transaction did, for :class:`PromptDocument` (see its ``__init__``).
+
+    ``on_text`` reads the text delta only when ``want_delta`` is set: pycrdt computes it by
+    walking every item of the text, which costs far more than applying a small update.
+    """
+
+    __slots__ = ("changed", "deltas", "updates", "want_delta")
+
+    def __init__(self) -> None:
+        self.updates: list[bytes] = []
+        self.deltas: list[list[Mapping[str, Any]]] = []
+        self.changed = False
+        self.want_delta = False
+
+    def on_transaction(self, event: Any) -> None:  # a Rust TransactionEvent
+        self.updates.append(event.update)
+
+    def on_text(self, event: Any) -> None:  # a Rust TextEvent, readable only during the call
+        self.changed = True
+        if self.want_delta:
+            self.deltas.append(event.delta)
+
+    def take(self) -> tuple[list[bytes], list[list[Mapping[str, Any]]], bool]:
+        """What was recorded since the last call (updates, text deltas, text changed?)."""
+        recorded = (self.updates, self.deltas, self.changed)
+        self.updates, self.deltas, self.changed, self.want_delta = [], [], False, False
+        return recorded
