@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.base import utcnow
 from storage.models import CollaborationSession, EditHistory
 from storage.repositories.collaboration import save_document
 
@@ -205,22 +206,28 @@ class HistoryWriter:
         self, pending: list[_Pending], snapshots: dict[str, SnapshotFn]
     ) -> list[list[int]]:
         async with self._sessions() as db, db.begin():
-            rows_per_item: list[list[EditHistory]] = []
-            for item in pending:
-                rows = [
-                    EditHistory(
-                        session_id=e.session_id,
-                        user_id=e.user_id,
-                        operation=e.operation,
-                        content_before=e.content_before,
-                        content_after=e.content_after,
-                        node_id=e.node_id,
-                    )
-                    for e in item.entries
-                ]
-                db.add_all(rows)
-                rows_per_item.append(rows)
-            await db.flush()
+            # One multi-row INSERT ... RETURNING id (no ORM unit of work: this is the hot path).
+            now = utcnow()
+            params = [
+                {
+                    "session_id": e.session_id,
+                    "user_id": e.user_id,
+                    "operation": e.operation,
+                    "content_before": e.content_before,
+                    "content_after": e.content_after,
+                    "node_id": e.node_id,
+                    "created_at": now,
+                }
+                for item in pending
+                for e in item.entries
+            ]
+            ids: list[int] = []
+            if params:
+                result = await db.execute(
+                    insert(EditHistory).returning(EditHistory.id, sort_by_parameter_order=True),
+                    params,
+                )
+                ids = list(result.scalars())
             for session_id, snapshot in snapshots.items():
                 state, content = snapshot()
                 if self._merge is not None:
@@ -231,4 +238,9 @@ class HistoryWriter:
                     )
                     state, content = self._merge(stored, state)
                 await save_document(db, session_id, crdt_state=state, content=content)
-        return [[row.id for row in rows] for rows in rows_per_item]
+        per_item: list[list[int]] = []
+        start = 0
+        for item in pending:
+            per_item.append(ids[start : start + len(item.entries)])
+            start += len(item.entries)
+        return per_item

@@ -125,6 +125,11 @@ class Broker(ABC):
         return self._node_id
 
     @property
+    def single_node(self) -> bool:
+        """True when no other node can ever share this broker (nothing to exchange with)."""
+        return False
+
+    @property
     def healthy(self) -> bool:
         """Whether the broker is started and its backend currently works."""
         return self._running and self._backend_healthy()

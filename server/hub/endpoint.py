@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -29,7 +28,7 @@ from server.services import Services
 from storage.repositories.collaboration import (
     ensure_member,
     get_session_by_share_token,
-    list_members,
+    member_roster,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,16 +65,17 @@ async def collaboration_socket(websocket: WebSocket) -> None:
         if not room.active:
             await _close(websocket, CloseCode.SESSION_INACTIVE, "the session is not active")
             return
+        room.set_roster(members)
         room.add(conn)
         hub.presence.mark(session_id, principal.user_id)
         requested = websocket.query_params.get("protocol")
         if requested == "json":
-            _start(room, conn, WireProtocol.JSON, members)
+            _start(room, conn, WireProtocol.JSON)
         elif requested == "yjs":
-            _start(room, conn, WireProtocol.YJS, members)
+            _start(room, conn, WireProtocol.YJS)
         sender = asyncio.create_task(conn.run_sender(), name=f"sender-{conn.id}")
         receiver = asyncio.create_task(
-            _receive_loop(room, conn, members, settings.max_frame_bytes),
+            _receive_loop(room, conn, settings.max_frame_bytes),
             name=f"receiver-{conn.id}",
         )
         done, _pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -98,7 +98,7 @@ async def collaboration_socket(websocket: WebSocket) -> None:
 
 async def _admit(
     websocket: WebSocket, services: Services
-) -> tuple[Principal, str, str, list[dict[str, Any]]]:
+) -> tuple[Principal, str, str, list[dict[str, str | None]]]:
     try:
         principal = await authenticate(websocket, services.sessions)
     except Unauthenticated as exc:
@@ -115,31 +115,19 @@ async def _admit(
         if not session.is_active:
             raise CloseConnection(CloseCode.SESSION_INACTIVE, "the session is not active")
         member = await ensure_member(db, session_id=session.id, user_id=principal.user_id)
-        members = [
-            {
-                "user_id": view.user.id,
-                "name": view.user.name,
-                "color": view.user.color,
-                "role": view.member.role,
-            }
-            for view in await list_members(db, session.id)
-        ]
+        members = await member_roster(db, session.id)
         return principal, session.id, member.role or "VIEWER", members
 
 
-def _start(
-    room: Room, conn: ClientConnection, protocol: WireProtocol, members: list[dict[str, Any]]
-) -> None:
+def _start(room: Room, conn: ClientConnection, protocol: WireProtocol) -> None:
     conn.protocol = protocol
     if protocol is WireProtocol.JSON:
-        conn.send_json(welcome_message(room, conn, members))
+        conn.send_json(welcome_message(room, conn))
     else:
         greet_yjs(room, conn)
 
 
-async def _receive_loop(
-    room: Room, conn: ClientConnection, members: list[dict[str, Any]], max_frame_bytes: int
-) -> None:
+async def _receive_loop(room: Room, conn: ClientConnection, max_frame_bytes: int) -> None:
     websocket = conn.websocket
     while True:
         message = await websocket.receive()
@@ -158,7 +146,7 @@ async def _receive_loop(
                 continue
             if conn.protocol is None:
                 detected = WireProtocol.YJS if data is not None else WireProtocol.JSON
-                _start(room, conn, detected, members)
+                _start(room, conn, detected)
             if data is not None:
                 if conn.protocol is WireProtocol.JSON:
                     conn.send_json(
@@ -171,7 +159,7 @@ async def _receive_loop(
                     raise CloseConnection(
                         CloseCode.UNSUPPORTED_DATA, "text frame on a y-websocket connection"
                     )
-                handle_json_frame(room, conn, text, members)
+                handle_json_frame(room, conn, text)
         except CloseConnection as exc:
             conn.close(exc.code, exc.reason)
             return

@@ -26,9 +26,7 @@ def error_message(code: str, message: str, msg_id: Any = None, **extra: Any) -> 
     return body
 
 
-def welcome_message(
-    room: Room, conn: ClientConnection, members: list[dict[str, Any]]
-) -> dict[str, Any]:
+def welcome_message(room: Room, conn: ClientConnection) -> dict[str, Any]:
     """The first frame a JSON client receives: the document, its revision, who is here."""
     online = {c.user_id for c in room.connections}
     return {
@@ -44,14 +42,12 @@ def welcome_message(
         "rev": room.rev,
         "content": room.text,
         "client_id": conn.awareness_client_id,
-        "members": [dict(m, online=m["user_id"] in online) for m in members],
+        "members": [dict(m, online=m["user_id"] in online) for m in room.roster.values()],
         "presence": room.presence_list(),
     }
 
 
-def handle_json_frame(
-    room: Room, conn: ClientConnection, raw: str, members: list[dict[str, Any]]
-) -> None:
+def handle_json_frame(room: Room, conn: ClientConnection, raw: str) -> None:
     """Handle one text frame from a JSON client."""
     try:
         message = json.loads(raw)
@@ -73,7 +69,7 @@ def handle_json_frame(
     elif kind == "ping":
         conn.send_json({"type": "pong", "id": msg_id})
     elif kind == "resync":
-        conn.send_json(welcome_message(room, conn, members))
+        conn.send_json(welcome_message(room, conn))
     elif isinstance(kind, str):
         conn.send_json(error_message("unknown_type", f"unknown message type {kind!r}", msg_id))
     else:

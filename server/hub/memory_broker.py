@@ -66,7 +66,13 @@ class MemoryBroker(Broker):
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
         super().__init__(node_id, publish_timeout=publish_timeout)
+        self._private_bus = bus is None
         self._bus = bus if bus is not None else MemoryBus()
+
+    @property
+    def single_node(self) -> bool:
+        """A private bus (the default) has no other node on it, ever."""
+        return self._private_bus
 
     @property
     def bus(self) -> MemoryBus:

@@ -151,6 +151,8 @@ class Hub:
             self._unloading.pop(session_id, None)
 
     async def _load(self, session_id: str) -> Room:
+        if self.broker.single_node:
+            return await self._read(session_id)  # nobody to keep in step with
         # Subscribe before reading storage, so no change made meanwhile on another node is lost.
         link = RoomLink(session_id, self.broker, self._apply_control)
         await link.subscribe()
@@ -266,6 +268,8 @@ class Hub:
             room.description = description
 
     async def _publish_control(self, session_id: str, payload: bytes) -> None:
+        if self.broker.single_node:
+            return
         try:
             await self.broker.publish(session_channel(session_id), CONTROL, payload)
         except BrokerError as exc:
@@ -281,11 +285,14 @@ class Hub:
         user_id = message.get("user_id")
         if action == "role" and isinstance(user_id, str) and isinstance(message.get("role"), str):
             role = str(message["role"])
+            if user_id in room.roster:
+                room.roster[user_id]["role"] = role
             for conn in room.connections_of(user_id):
                 conn.role = role
                 if conn.protocol is WireProtocol.JSON:
                     conn.send_json({"type": "role", "role": role})
         elif action == "remove" and isinstance(user_id, str):
+            room.roster.pop(user_id, None)
             for conn in room.connections_of(user_id):
                 conn.close(CloseCode.FORBIDDEN, "removed from the session")
         elif action == "deactivate":

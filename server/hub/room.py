@@ -12,6 +12,7 @@ republished (its own node did that).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from crdt.codec import (
     encode_awareness_message,
     encode_sync_update,
 )
+from crdt.merge import merge_updates
 from server.hub.connection import ClientConnection, WireProtocol, dumps
 from storage.history_writer import HistoryEntry, HistoryWriter
 
@@ -96,6 +98,10 @@ class Room:
         self._log: deque[tuple[int, EditOp]] = deque(maxlen=OP_LOG_LIMIT)
         self.connections: set[ClientConnection] = set()
         self.awareness: dict[int, AwarenessState] = {}
+        # Members as last read from the database (refreshed on every join), by user id.
+        self.roster: dict[str, dict[str, str | None]] = {}
+        # Yjs updates applied during this event-loop tick, broadcast together at its end.
+        self._outgoing: list[tuple[bytes, ClientConnection | None]] = []
         self._writer = writer
         self._edits_since_checkpoint = 0
         self._chars_since_checkpoint = 0
@@ -121,10 +127,17 @@ class Room:
             raise ValueError(f"revision {rev} is not between 0 and {self.rev}")
         if rev == self.rev:
             return []
-        oldest = self._log[0][0] if self._log else self.rev + 1
-        if rev + 1 < oldest:
+        missed = self.rev - rev
+        if missed > len(self._log):
             raise StaleRevisionError(f"revision {rev} is too old; reload the document")
-        return [op for r, op in self._log if r > rev]
+        # The log holds consecutive revisions ending at self.rev: take its last `missed` ops
+        # from the right end (O(missed), not O(log size): this runs for every JSON op).
+        newest_first = itertools.islice(reversed(self._log), missed)
+        return [op for _, op in newest_first][::-1]
+
+    def set_roster(self, members: Iterable[dict[str, str | None]]) -> None:
+        """Replace the member roster (read from the database at a join)."""
+        self.roster = {str(m["user_id"]): m for m in members}
 
     def connections_of(self, user_id: str) -> list[ClientConnection]:
         """This user's open connections in the room."""
@@ -193,7 +206,7 @@ class Room:
     ) -> list[dict[str, Any]]:
         """Number the change's ops and send the change to every client but its author."""
         if change.update:
-            self.broadcast_yjs(encode_sync_update(change.update), exclude=author)
+            self._queue_yjs_update(change.update, author)
         json_targets = [
             c for c in self.connections if c is not author and c.protocol is WireProtocol.JSON
         ]
@@ -208,6 +221,38 @@ class Room:
                 for conn in json_targets:
                     conn.send(text)
         return operations
+
+    def _queue_yjs_update(self, update: bytes, author: ClientConnection | None) -> None:
+        """Broadcast at the end of this event-loop tick, merged with the tick's other updates.
+
+        Under load many updates land in one tick; merging them sends one frame per client
+        instead of one per update. Yjs applies updates idempotently, so when a merged frame
+        holds several authors' updates it goes to all of them too (as the reference server
+        sends every update to every client).
+        """
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush_yjs_updates)
+        self._outgoing.append((update, author))
+
+    def _flush_yjs_updates(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if not outgoing:
+            return
+        authors = {author for _, author in outgoing}
+        exclude = authors.pop() if len(authors) == 1 else None
+        if len(outgoing) == 1:
+            update = outgoing[0][0]
+        else:
+            try:
+                update = merge_updates([u for u, _ in outgoing])
+            except UpdateError:
+                logger.exception(
+                    "could not merge updates of %s; sending them one by one", self.session_id
+                )
+                for single, author in outgoing:
+                    self.broadcast_yjs(encode_sync_update(single), exclude=author)
+                return
+        self.broadcast_yjs(encode_sync_update(update), exclude=exclude)
 
     # -- changes -------------------------------------------------------------------------------
 

@@ -130,6 +130,23 @@ async def list_members(db: AsyncSession, session_id: str) -> list[MemberView]:
     return [MemberView(m, u) for m, u in rows.all()]
 
 
+async def member_roster(db: AsyncSession, session_id: str) -> list[dict[str, str | None]]:
+    """A session's members as plain rows (user_id, name, color, role), without ORM objects.
+
+    Called on every websocket join, so it reads only the four columns it needs.
+    """
+    rows = await db.execute(
+        select(SessionMember.user_id, User.name, User.color, SessionMember.role)
+        .join(User, User.id == SessionMember.user_id)
+        .where(SessionMember.session_id == session_id)
+        .order_by(SessionMember.joined_at, SessionMember.id)
+    )
+    return [
+        {"user_id": user_id, "name": name, "color": color, "role": role}
+        for user_id, name, color, role in rows.all()
+    ]
+
+
 async def get_member(db: AsyncSession, session_id: str, user_id: str) -> SessionMember | None:
     """The membership of one user in one session, or None."""
     return await db.scalar(

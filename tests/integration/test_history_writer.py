@@ -86,10 +86,10 @@ class FlakySessions:
         if self.failures > 0:
             self.failures -= 1
 
-            async def broken_flush(*args: Any, **kwargs: Any) -> None:
+            async def broken_execute(*args: Any, **kwargs: Any) -> None:
                 raise ConnectionResetError("database went away")
 
-            session.flush = broken_flush  # type: ignore[method-assign]
+            session.execute = broken_execute  # type: ignore[method-assign]
         return session
 
 

@@ -233,3 +233,13 @@ def test_redis_urls_are_logged_without_credentials() -> None:
     assert _redact("redis://:pw@localhost") == "redis://localhost:6379"
     assert _redact("unix:///run/redis.sock?password=pw") == "unix:///run/redis.sock"
     assert _client_name("prompt-studio:node 1\n") == "prompt-studio:node_1_"
+
+
+def test_only_a_private_memory_bus_is_single_node() -> None:
+    from server.hub.broker import create_broker
+    from server.hub.memory_broker import MemoryBroker, MemoryBus
+
+    assert MemoryBroker("solo").single_node is True
+    bus = MemoryBus()
+    assert MemoryBroker("a", bus=bus).single_node is False
+    assert create_broker("redis://127.0.0.1:6379/0", "r").single_node is False
