@@ -1,9 +1,10 @@
 """Edit markers: the short ASCII token each edit inserts, so receivers can tell edits apart.
 
 A marker is ``[c<client>e<seq>]`` (e.g. ``[c12e345]``): the global client id of its author and
-the author's edit number. Inserted text is scanned for markers; because edits land at random
-positions, a marker may be inserted *inside* another one in the document, but each update or
-JSON op carries its inserted text on its own, so scanning the inserted text finds it whole.
+the author's edit number. Inserted text is scanned for markers. Yjs clients never insert inside
+another marker (:func:`outside_markers`): a server may merge several clients' updates into one
+frame, and an insert inside a marker would split that marker's item in the merged update, so
+its bytes would no longer be contiguous and the edit would look lost.
 """
 
 from __future__ import annotations
@@ -31,3 +32,16 @@ def find_marker_bytes(data: bytes) -> list[tuple[int, int]]:
     if b"[c" not in data:
         return []
     return [(int(m.group(1)), int(m.group(2))) for m in _MARKER_BYTES.finditer(data)]
+
+
+def outside_markers(text: str, position: int) -> int:
+    """``position``, moved past the end of a marker if it falls inside one.
+
+    Markers are never nested (every insert goes through this), so the nearest ``[`` and ``]``
+    before ``position`` tell whether it is inside one. Markers are ASCII, so string indices and
+    UTF-8 offsets agree for the marker-only documents the load generator builds.
+    """
+    opening = text.rfind("[", 0, position)
+    if opening > text.rfind("]", 0, position):
+        return text.index("]", position) + 1
+    return position

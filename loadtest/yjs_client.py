@@ -36,7 +36,7 @@ from crdt.codec import (
 )
 from crdt.errors import ProtocolError
 from loadtest.client_base import Client
-from loadtest.markers import find_marker_bytes, find_markers, marker
+from loadtest.markers import find_marker_bytes, find_markers, marker, outside_markers
 from loadtest.model import ClientSpec, WorkerResult
 
 Observer = Literal["update", "delta"]
@@ -113,7 +113,7 @@ class YjsClient(Client):
 
     async def edit(self, seq: int, deadline: float) -> bool:
         """Insert the marker at a random position and send the update at once."""
-        position = self.rng.randint(0, len(self.text))
+        position = outside_markers(str(self.text), self.rng.randint(0, len(self.text)))
         before = self.doc.get_state()
         self.text.insert(position, marker(self.client_id, seq))
         frame = encode_sync_update(self.doc.get_update(before))
