@@ -20,15 +20,13 @@ def merge_updates(updates: Sequence[bytes]) -> bytes:
         raise UpdateError(f"cannot merge updates: {exc}") from None
 
 
-def merge_states(stored: bytes | None, ours: bytes) -> tuple[bytes, str]:
-    """The union of a stored document state and ours, and its text.
+def fold_updates(stored: bytes | None, updates: Sequence[bytes]) -> tuple[bytes, str]:
+    """A stored state with ``updates`` applied: (the new full state, its text).
 
-    Yjs updates are commutative and idempotent, so the union never loses a change that either
-    side has: a node whose copy is behind cannot roll a newer stored state back.
+    Used to compact a document's update log into its snapshot, and to read the current text of
+    a document that is not loaded.
     """
-    if not stored:
-        document = PromptDocument.from_state(ours)
-    else:
-        document = PromptDocument.from_state(stored)
-        document.apply_update(ours)
+    document = PromptDocument.from_state(stored) if stored else PromptDocument.empty()
+    for update in updates:
+        document.apply_update(update)
     return document.full_state(), document.text

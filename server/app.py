@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from crdt.merge import merge_states
+from crdt.merge import fold_updates, merge_updates
 from server.api import routes as api_routes
 from server.errors import ApiError, error_response
 from server.health import healthz, readyz
@@ -55,7 +55,8 @@ def create_app(settings: Settings) -> Starlette:
                 HistoryWriter(
                     sessions,
                     linger_seconds=settings.history_flush_ms / 1000,
-                    merge=merge_states if clustered else None,
+                    merge=merge_updates,
+                    fold=fold_updates,
                 ) as writer,
                 PresenceTracker(sessions, interval=settings.presence_debounce_seconds) as presence,
                 Hub(

@@ -1,36 +1,46 @@
-"""Write-behind persistence of edit history and document snapshots, in group commits.
+"""Write-behind persistence of edit history and document updates, in group commits.
 
 Edits are submitted as they happen; a single background task writes everything submitted while
-the previous commit was in flight in ONE transaction (edit_history rows plus the latest snapshot
-of every touched document), then resolves each submitter's future. A failed commit keeps its
-entries and is retried with backoff, so nothing acknowledged is ever lost and nothing is
-acknowledged before it is durable.
+the previous commit was in flight in ONE transaction — the ``edit_history`` rows and, per
+document, one ``document_updates`` row holding the batch's Yjs updates merged — then resolves
+each submitter's future. A failed commit keeps its entries and is retried with backoff, so
+nothing acknowledged is ever lost and nothing is acknowledged before it is durable.
+
+A document's persisted state is ``collaboration_sessions.crdt_state`` plus its
+``document_updates`` rows. The same task folds a document's rows into ``crdt_state`` (and its
+plain ``content``) once it has enough of them or they get old, and on request (a document being
+unloaded), so each commit writes O(change) bytes instead of the whole document.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.base import utcnow
-from storage.models import CollaborationSession, EditHistory
+from storage.models import CollaborationSession, DocumentUpdate, EditHistory
 from storage.repositories.collaboration import save_document
 
 logger = logging.getLogger(__name__)
 
 INITIAL_BACKOFF_SECONDS = 0.05
+# Fold a document's update log into its snapshot after this many rows, or rows this old.
+COMPACT_AFTER_ROWS = 200
+COMPACT_AFTER_SECONDS = 5.0
 
-# Returns (crdt_state, content) of a live document at the moment it is called.
-SnapshotFn = Callable[[], tuple[bytes, str]]
-# Merges a stored state with ours into (merged state, its text); used when several nodes write.
-MergeFn = Callable[[bytes | None, bytes], tuple[bytes, str]]
+# Merges several Yjs updates into one.
+MergeFn = Callable[[Sequence[bytes]], bytes]
+# Folds updates into a stored state: (state or None, updates) -> (new state, its text).
+FoldFn = Callable[[bytes | None, Sequence[bytes]], tuple[bytes, str]]
 
 
 @dataclass(slots=True)
@@ -54,7 +64,7 @@ class _Pending:
 @dataclass(slots=True)
 class _Batch:
     pending: list[_Pending] = field(default_factory=list)
-    snapshots: dict[str, SnapshotFn] = field(default_factory=dict)
+    updates: dict[str, list[bytes]] = field(default_factory=dict)
 
 
 class SessionGoneError(LookupError):
@@ -62,7 +72,7 @@ class SessionGoneError(LookupError):
 
 
 class HistoryWriter:
-    """Group-committing writer for edit history and document snapshots.
+    """Group-committing writer for edit history and document updates.
 
     Use as ``async with HistoryWriter(...) as writer:``; leaving the block flushes everything.
     """
@@ -71,24 +81,33 @@ class HistoryWriter:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        merge: MergeFn,
+        fold: FoldFn,
         linger_seconds: float = 0.005,
         max_backoff_seconds: float = 5.0,
-        merge: MergeFn | None = None,
+        compact_after_rows: int = COMPACT_AFTER_ROWS,
+        compact_after_seconds: float = COMPACT_AFTER_SECONDS,
     ) -> None:
         self._sessions = sessions
+        self._merge = merge
+        self._fold = fold
         self._linger = linger_seconds
         self._max_backoff = max_backoff_seconds
-        # With several nodes, a snapshot is merged into the stored one (never overwrites it), so
-        # a node whose copy lacks a peer's latest change cannot roll the stored state back.
-        self._merge = merge
         self._backoff = INITIAL_BACKOFF_SECONDS
+        self._compact_rows = compact_after_rows
+        self._compact_seconds = compact_after_seconds
         self._batch = _Batch()
+        # Per document: log rows written since its last compaction, and when the first was.
+        self._log_rows: dict[str, int] = {}
+        self._log_since: dict[str, float] = {}
+        self._compact_requested: set[str] = set()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.commits = 0
+        self.compactions = 0
         self.failures = 0
 
     async def __aenter__(self) -> HistoryWriter:
@@ -102,34 +121,54 @@ class HistoryWriter:
             await self._task
 
     def submit(
-        self, session_id: str, entries: list[HistoryEntry], snapshot: SnapshotFn | None
+        self, session_id: str, entries: list[HistoryEntry], update: bytes | None
     ) -> asyncio.Future[list[int]]:
-        """Queue edits (and the document's snapshot function); the future gives their row ids."""
+        """Queue edits and the Yjs update that made them; the future gives their row ids."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         if entries:
             self._batch.pending.append(_Pending(entries, future))
         else:
             future.set_result([])
-        if snapshot is not None:
-            self._batch.snapshots[session_id] = snapshot
-        self._idle.clear()
-        self._wakeup.set()
+        if update:
+            self._batch.updates.setdefault(session_id, []).append(update)
+        self._wake()
         return future
 
-    def mark_dirty(self, session_id: str, snapshot: SnapshotFn) -> None:
-        """Ask for a snapshot of a document without history rows (e.g. a change from a peer)."""
-        self._batch.snapshots[session_id] = snapshot
-        self._idle.clear()
-        self._wakeup.set()
+    def log_update(self, session_id: str, update: bytes) -> None:
+        """Persist a Yjs update that has no history rows (a peer's change, an initial state)."""
+        if update:
+            self._batch.updates.setdefault(session_id, []).append(update)
+            self._wake()
+
+    def request_compaction(self, session_id: str) -> None:
+        """Fold the document's update log into its snapshot at the next opportunity."""
+        self._compact_requested.add(session_id)
+        self._wake()
 
     async def flush(self) -> None:
-        """Wait until everything submitted so far is committed."""
+        """Wait until everything submitted so far is committed (and requested compactions)."""
         if self._task is None or self._task.done():
             raise RuntimeError("the history writer is not running")
         await self._idle.wait()
 
+    def _wake(self) -> None:
+        self._idle.clear()
+        self._wakeup.set()
+
     def _has_work(self) -> bool:
-        return bool(self._batch.pending or self._batch.snapshots)
+        return bool(self._batch.pending or self._batch.updates or self._due_compactions())
+
+    def _due_compactions(self) -> list[str]:
+        now = time.monotonic()
+        due = set(self._compact_requested)
+        for session_id, rows in self._log_rows.items():
+            if rows >= self._compact_rows or (
+                rows and now - self._log_since[session_id] >= self._compact_seconds
+            ):
+                due.add(session_id)
+        if self._closing:
+            due.update(s for s, rows in self._log_rows.items() if rows)
+        return sorted(due)
 
     async def _run(self) -> None:
         while True:
@@ -138,17 +177,24 @@ class HistoryWriter:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                # Wake up for age-based compaction even when no new edits arrive.
+                timeout = self._compact_seconds if any(self._log_rows.values()) else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
                 continue
             if self._linger > 0 and not self._closing:
                 await asyncio.sleep(self._linger)
-            await self._write_pending()
+            if self._batch.pending or self._batch.updates:
+                await self._write_pending()
+            # Checked after every commit too, so a busy document is still compacted.
+            if self._due_compactions():
+                await self._compact_due()
 
     async def _write_pending(self) -> None:
         """Commit everything queued so far; on failure requeue it and back off.
 
-        A separate method so that the batch (and the documents its snapshot functions hold) is
-        released as soon as it is written, not kept alive by the loop until the next batch.
+        A separate method so that the batch is released as soon as it is written, not kept
+        alive by the loop until the next batch.
         """
         batch, self._batch = self._batch, _Batch()
         try:
@@ -166,16 +212,20 @@ class HistoryWriter:
             return
         self._backoff = INITIAL_BACKOFF_SECONDS
         self.commits += 1
+        now = time.monotonic()
+        for session_id in batch.updates:
+            self._log_rows[session_id] = self._log_rows.get(session_id, 0) + 1
+            self._log_since.setdefault(session_id, now)
 
     def _requeue(self, batch: _Batch) -> None:
         # Older entries go first so the rows keep the order the edits were applied in.
         self._batch.pending[:0] = batch.pending
-        for session_id, fn in batch.snapshots.items():
-            self._batch.snapshots.setdefault(session_id, fn)
+        for session_id, updates in batch.updates.items():
+            self._batch.updates.setdefault(session_id, [])[:0] = updates
 
     async def _commit(self, batch: _Batch) -> None:
         try:
-            ids = await self._write(batch.pending, batch.snapshots)
+            ids = await self._write(batch.pending, batch.updates)
         except IntegrityError:
             # Most likely a session deleted while its edits waited: drop those, keep the rest.
             gone = await self._missing_sessions(batch)
@@ -186,14 +236,14 @@ class HistoryWriter:
                     item.future.set_exception(SessionGoneError(item.entries[0].session_id))
             logger.warning("dropping edits of deleted session(s) %s", ", ".join(sorted(gone)))
             batch.pending = [p for p in batch.pending if p.entries[0].session_id not in gone]
-            batch.snapshots = {k: v for k, v in batch.snapshots.items() if k not in gone}
-            ids = await self._write(batch.pending, batch.snapshots)
+            batch.updates = {k: v for k, v in batch.updates.items() if k not in gone}
+            ids = await self._write(batch.pending, batch.updates)
         for item, item_ids in zip(batch.pending, ids, strict=True):
             if not item.future.done():
                 item.future.set_result(item_ids)
 
     async def _missing_sessions(self, batch: _Batch) -> set[str]:
-        wanted = {p.entries[0].session_id for p in batch.pending} | set(batch.snapshots)
+        wanted = {p.entries[0].session_id for p in batch.pending} | set(batch.updates)
         async with self._sessions() as db:
             found = set(
                 await db.scalars(
@@ -203,10 +253,10 @@ class HistoryWriter:
         return wanted - found
 
     async def _write(
-        self, pending: list[_Pending], snapshots: dict[str, SnapshotFn]
+        self, pending: list[_Pending], updates: dict[str, list[bytes]]
     ) -> list[list[int]]:
         async with self._sessions() as db, db.begin():
-            # One multi-row INSERT ... RETURNING id (no ORM unit of work: this is the hot path).
+            # Multi-row INSERTs (no ORM unit of work: this is the hot path).
             now = utcnow()
             params = [
                 {
@@ -228,19 +278,61 @@ class HistoryWriter:
                     params,
                 )
                 ids = list(result.scalars())
-            for session_id, snapshot in snapshots.items():
-                state, content = snapshot()
-                if self._merge is not None:
-                    stored = await db.scalar(
-                        select(CollaborationSession.crdt_state)
-                        .where(CollaborationSession.id == session_id)
-                        .with_for_update()
-                    )
-                    state, content = self._merge(stored, state)
-                await save_document(db, session_id, crdt_state=state, content=content)
+            if updates:
+                await db.execute(
+                    insert(DocumentUpdate),
+                    [
+                        {"session_id": session_id, "data": self._merge(chunks), "created_at": now}
+                        for session_id, chunks in updates.items()
+                    ],
+                )
         per_item: list[list[int]] = []
         start = 0
         for item in pending:
             per_item.append(ids[start : start + len(item.entries)])
             start += len(item.entries)
         return per_item
+
+    async def _compact_due(self) -> None:
+        for session_id in self._due_compactions():
+            try:
+                await self.compact(session_id)
+            except Exception:
+                # The rows stay; the next attempt folds them. Nothing is lost meanwhile.
+                self.failures += 1
+                logger.exception("compacting the update log of %s failed", session_id)
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, self._max_backoff)
+                return
+            self._compact_requested.discard(session_id)
+            self._log_rows.pop(session_id, None)
+            self._log_since.pop(session_id, None)
+
+    async def compact(self, session_id: str) -> int:
+        """Fold the document's logged updates into ``crdt_state``/``content``; returns rows folded.
+
+        The stored state is locked (``FOR UPDATE`` on PostgreSQL) and only the rows read are
+        deleted, so nodes compacting the same document concurrently never lose an update.
+        """
+        async with self._sessions() as db, db.begin():
+            stored = await db.scalar(
+                select(CollaborationSession.crdt_state)
+                .where(CollaborationSession.id == session_id)
+                .with_for_update()
+            )
+            rows = (
+                await db.execute(
+                    select(DocumentUpdate.id, DocumentUpdate.data)
+                    .where(DocumentUpdate.session_id == session_id)
+                    .order_by(DocumentUpdate.id)
+                )
+            ).all()
+            if not rows:
+                return 0
+            state, content = self._fold(stored, [data for _, data in rows])
+            await save_document(db, session_id, crdt_state=state, content=content)
+            await db.execute(
+                delete(DocumentUpdate).where(DocumentUpdate.id.in_([row_id for row_id, _ in rows]))
+            )
+        self.compactions += 1
+        return len(rows)

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from crdt import PromptDocument
+from crdt.merge import fold_updates
 from server.api.common import caller, require_role, session_json, tenant_session, ws_url
 from server.errors import ValidationFailed
 from server.http import (
@@ -23,6 +24,7 @@ from storage.repositories.collaboration import (
     count_members,
     create_session,
     list_active_sessions,
+    load_document,
 )
 
 MAX_NAME = 200
@@ -90,8 +92,15 @@ async def read(request: Request) -> JSONResponse:
     async with services.sessions() as db:
         session = await tenant_session(db, request.path_params["session_id"], principal)
         members = await count_members(db, session.id)
-    room = services.hub.rooms.get(session.id)
-    content = room.text if room is not None else (session.content or "")
+        room = services.hub.rooms.get(session.id)
+        persisted = None if room is not None else await load_document(db, session.id)
+    if room is not None:
+        content = room.text
+    elif persisted is not None and persisted[1]:
+        # Updates logged since the last compaction (e.g. by another node) are part of the text.
+        content = fold_updates(persisted[0], persisted[1])[1]
+    else:
+        content = session.content or ""
     extra: dict[str, object] = {"member_count": members, "live": room is not None}
     if room is not None:
         extra["rev"] = room.rev

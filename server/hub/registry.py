@@ -25,7 +25,7 @@ from server.hub.connection import WireProtocol
 from server.hub.presence import PresenceTracker
 from server.hub.room import Room
 from storage.history_writer import HistoryWriter
-from storage.repositories.collaboration import get_member, get_session_by_id
+from storage.repositories.collaboration import get_member, get_session_by_id, load_document
 
 # How often JSON clients' awareness is renewed and silent remote states expire.
 AWARENESS_RENEW_SECONDS = 15.0
@@ -136,7 +136,7 @@ class Hub:
             room = self.rooms.get(session_id)
             if room is None:
                 return
-            self.writer.mark_dirty(session_id, room.snapshot)
+            self.writer.request_compaction(session_id)
             await self.writer.flush()
             if self._users.get(session_id):
                 return  # someone joined while we were flushing: keep it
@@ -168,17 +168,25 @@ class Hub:
     async def _read(self, session_id: str) -> Room:
         async with self._sessions() as db:
             row = await get_session_by_id(db, session_id)
-        if row is None:
+            persisted = await load_document(db, session_id)
+        if row is None or persisted is None:
             raise SessionNotFoundError(session_id)
-        if row.crdt_state:
-            document = PromptDocument.from_state(row.crdt_state)
-            needs_snapshot = False
+        state, updates, content = persisted
+        if state or updates:
+            document = PromptDocument.from_state(state) if state else PromptDocument.empty()
+            for update in updates:
+                document.apply_update(update)
         else:
             # Never had CRDT state: build it once from the text and persist it right away, so
             # every later load (and every Yjs client) sees the same CRDT items.
-            document = PromptDocument.from_text(row.content or "")
-            needs_snapshot = True
-        logger.info("loaded document %s (%d chars)", session_id, len(document.text))
+            document = PromptDocument.from_text(content)
+            self.writer.log_update(session_id, document.full_state())
+        logger.info(
+            "loaded document %s (%d chars, %d logged updates)",
+            session_id,
+            len(document.text),
+            len(updates),
+        )
         room = Room(
             session_id=row.id,
             tenant_id=row.tenant_id,
@@ -187,7 +195,7 @@ class Hub:
             document=document,
             writer=self.writer,
             node_id=self.broker.node_id,
-            needs_snapshot=needs_snapshot,
+            log_remote_updates=not self.broker.single_node,
         )
         room.active = bool(row.is_active)
         return room
@@ -208,7 +216,7 @@ class Hub:
         for room in self.rooms.values():
             for conn in list(room.connections):
                 conn.close(CloseCode.SERVER_RESTART, "server restarting")
-            self.writer.mark_dirty(room.session_id, room.snapshot)
+            self.writer.request_compaction(room.session_id)
         if self._unloading:
             await asyncio.gather(*self._unloading.values(), return_exceptions=True)
         for link in list(self.links.values()):

@@ -84,7 +84,7 @@ class Room:
         document: PromptDocument,
         writer: HistoryWriter,
         node_id: str | None = None,
-        needs_snapshot: bool = False,
+        log_remote_updates: bool = False,
     ) -> None:
         self.session_id = session_id
         self.tenant_id = tenant_id
@@ -107,8 +107,9 @@ class Room:
         self._chars_since_checkpoint = 0
         # The first edit after loading always records the text it started from.
         self._checkpoint_due = True
-        if needs_snapshot:
-            writer.mark_dirty(session_id, self.snapshot)
+        # With several nodes, every node also persists the updates it receives from the others:
+        # updates are idempotent, and storage then never depends on one node surviving.
+        self._log_remote_updates = log_remote_updates
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -116,10 +117,6 @@ class Room:
     def text(self) -> str:
         """The document's current text."""
         return self.document.text
-
-    def snapshot(self) -> tuple[bytes, str]:
-        """The document's Yjs state and text, for persistence."""
-        return self.document.full_state(), self.document.text
 
     def ops_since(self, rev: int) -> list[EditOp]:
         """The ops applied after revision ``rev`` (for transforming a JSON client's op)."""
@@ -282,7 +279,7 @@ class Room:
             )
             for index, operation in enumerate(operations)
         ]
-        future = self._writer.submit(self.session_id, entries, self.snapshot)
+        future = self._writer.submit(self.session_id, entries, change.update)
         return self.rev, future
 
     def apply_remote_update(self, update: bytes, *, user_id: str | None) -> None:
@@ -298,7 +295,8 @@ class Room:
         if change.ops:
             # Our next recorded edit is relative to text this node did not write itself.
             self.require_checkpoint()
-        self._writer.mark_dirty(self.session_id, self.snapshot)
+        if self._log_remote_updates:
+            self._writer.log_update(self.session_id, change.update)
 
     def _take_checkpoint(self, change: Change) -> bool:
         """Whether this change's rows carry the full text (see README: edit history)."""

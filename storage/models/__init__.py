@@ -7,6 +7,7 @@ from storage.models.cache import CacheConfig, CacheStatistics, CacheTag, Semanti
 from storage.models.collaboration import (
     MEMBER_ROLES,
     CollaborationSession,
+    DocumentUpdate,
     EditHistory,
     SessionMember,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "CacheStatistics",
     "CacheTag",
     "CollaborationSession",
+    "DocumentUpdate",
     "EditHistory",
     "LoginSession",
     "MarketplacePrompt",

@@ -112,3 +112,23 @@ class EditHistory(Base):
         Index("idx_edit_history_user", "user_id"),
         Index("idx_edit_history_created", created_at.desc()),
     )
+
+
+class DocumentUpdate(Base):
+    """Addition (0009): a Yjs update not yet folded into ``collaboration_sessions.crdt_state``.
+
+    Every change is appended here in the same transaction as its edit history (small rows),
+    and a document's rows are periodically compacted into its ``crdt_state`` snapshot. A
+    document's persisted state is always ``crdt_state`` plus its remaining rows.
+    """
+
+    __tablename__ = "document_updates"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("collaboration_sessions.id", ondelete="CASCADE")
+    )
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+    __table_args__ = (Index("idx_document_updates_session", "session_id", "id"),)

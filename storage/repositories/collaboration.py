@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.base import utcnow
-from storage.models import CollaborationSession, SessionMember, User
+from storage.models import CollaborationSession, DocumentUpdate, SessionMember, User
 
 ROLES = ("OWNER", "EDITOR", "VIEWER")
 
@@ -228,3 +228,28 @@ async def save_document(
         .where(CollaborationSession.id == session_id)
         .values(crdt_state=crdt_state, content=content, updated_at=utcnow())
     )
+
+
+async def load_document(
+    db: AsyncSession, session_id: str
+) -> tuple[bytes | None, list[bytes], str] | None:
+    """A document's persisted parts: its snapshot, the updates logged since, its snapshot text.
+
+    None if the session does not exist. The current document is the snapshot with the updates
+    applied in order.
+    """
+    row = (
+        await db.execute(
+            select(CollaborationSession.crdt_state, CollaborationSession.content).where(
+                CollaborationSession.id == session_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    updates = await db.scalars(
+        select(DocumentUpdate.data)
+        .where(DocumentUpdate.session_id == session_id)
+        .order_by(DocumentUpdate.id)
+    )
+    return row[0], list(updates), row[1] or ""

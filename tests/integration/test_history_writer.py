@@ -11,10 +11,12 @@ import pytest_asyncio
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crdt import EditOp, PromptDocument
+from crdt.merge import fold_updates, merge_updates
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryEntry, HistoryWriter, SessionGoneError
-from storage.models import CollaborationSession, EditHistory
-from storage.repositories.collaboration import create_session
+from storage.models import CollaborationSession, DocumentUpdate, EditHistory
+from storage.repositories.collaboration import create_session, load_document
 from tests.support.accounts import create_accounts
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -44,17 +46,24 @@ async def db_setup(
         await engine.dispose()
 
 
+def writer_for(sessions: Any, **options: Any) -> HistoryWriter:
+    return HistoryWriter(sessions, merge=merge_updates, fold=fold_updates, **options)
+
+
 def entry(session_id: str, user_id: str, n: int) -> HistoryEntry:
     return HistoryEntry(session_id, user_id, {"type": "insert", "position": n, "content": str(n)})
 
 
 async def test_edits_are_grouped_into_few_commits_in_order(db_setup: Any) -> None:
     sessions, user_id, ids = db_setup
-    async with HistoryWriter(sessions, linger_seconds=0.01) as writer:
-        futures = [
-            writer.submit(ids[n % 3], [entry(ids[n % 3], user_id, n)], lambda: (b"\x00\x00", "x"))
-            for n in range(150)
-        ]
+    doc = PromptDocument.empty()
+    async with writer_for(sessions, linger_seconds=0.01) as writer:
+        futures = []
+        for n in range(150):
+            update = (
+                doc.apply_op(EditOp("insert", 0, 0, str(n % 10))).update if n % 3 == 0 else None
+            )
+            futures.append(writer.submit(ids[n % 3], [entry(ids[n % 3], user_id, n)], update))
         row_ids = await asyncio.gather(*futures)
         assert writer.commits < 20
     flat = [i for ids_ in row_ids for i in ids_]
@@ -67,11 +76,37 @@ async def test_edits_are_grouped_into_few_commits_in_order(db_setup: Any) -> Non
                 .order_by(EditHistory.id)
             )
         )
+        stored = await db.scalar(
+            select(CollaborationSession.crdt_state).where(CollaborationSession.id == ids[0])
+        )
         content = await db.scalar(
             select(CollaborationSession.content).where(CollaborationSession.id == ids[0])
         )
+        logged = await db.scalar(
+            select(func.count(DocumentUpdate.id)).where(DocumentUpdate.session_id == ids[0])
+        )
     assert [p["position"] for p in positions] == list(range(0, 150, 3))
-    assert content == "x"  # the snapshot went in with the edits
+    # Leaving the writer folded the update log into the snapshot.
+    assert logged == 0
+    assert content == doc.text and PromptDocument.from_state(stored or b"").text == doc.text
+
+
+async def test_the_update_log_is_compacted_after_enough_rows(db_setup: Any) -> None:
+    sessions, user_id, ids = db_setup
+    doc = PromptDocument.empty()
+    async with writer_for(sessions, linger_seconds=0.0, compact_after_rows=5) as writer:
+        for n in range(12):
+            change = doc.apply_op(EditOp("insert", n, 0, "x"))
+            await writer.submit(ids[1], [entry(ids[1], user_id, n)], change.update)
+        await writer.flush()
+        assert writer.compactions >= 2
+        async with sessions() as db:
+            persisted = await load_document(db, ids[1])
+        assert persisted is not None
+        state, updates, _content = persisted
+        # Whatever is not folded yet is still in the log: snapshot + log == the document.
+        assert len(updates) < 5
+        assert fold_updates(state, updates)[1] == doc.text == "x" * 12
 
 
 class FlakySessions:
@@ -96,7 +131,7 @@ class FlakySessions:
 async def test_a_failed_commit_is_retried_and_nothing_is_lost_or_doubled(db_setup: Any) -> None:
     sessions, user_id, ids = db_setup
     flaky = FlakySessions(sessions, failures=2)
-    async with HistoryWriter(flaky, linger_seconds=0.0) as writer:  # type: ignore[arg-type]
+    async with writer_for(flaky, linger_seconds=0.0) as writer:  # type: ignore[arg-type]
         result = await asyncio.wait_for(
             writer.submit(ids[1], [entry(ids[1], user_id, 7)], None), timeout=10
         )
@@ -112,7 +147,7 @@ async def test_edits_of_a_deleted_session_fail_alone(db_setup: Any) -> None:
     sessions, user_id, ids = db_setup
     async with sessions() as db, db.begin():
         await db.execute(delete(CollaborationSession).where(CollaborationSession.id == ids[2]))
-    async with HistoryWriter(sessions, linger_seconds=0.01) as writer:
+    async with writer_for(sessions, linger_seconds=0.01) as writer:
         gone = writer.submit(ids[2], [entry(ids[2], user_id, 1)], None)
         kept = writer.submit(ids[0], [entry(ids[0], user_id, 2)], None)
         with pytest.raises(SessionGoneError):

@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from crdt import EditOp, PromptDocument
+from crdt.merge import fold_updates, merge_updates
 from server.hub.memory_broker import MemoryBroker
 from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub, SessionNotFoundError
@@ -43,7 +44,9 @@ async def hub_and_session(migrated_database_url: str) -> AsyncIterator[tuple[Hub
     try:
         async with (
             MemoryBroker("node-a") as broker,
-            HistoryWriter(sessions, linger_seconds=0.001) as writer,
+            HistoryWriter(
+                sessions, merge=merge_updates, fold=fold_updates, linger_seconds=0.001
+            ) as writer,
             PresenceTracker(sessions, interval=60) as presence,
             Hub(sessions, writer, presence, broker, unload_grace_seconds=0.05) as hub,
         ):

@@ -39,6 +39,7 @@ EXPECTED_REVISIONS = [
     "0006_add_agent_compose",
     "0007_tenant_scoping",
     "0008_edit_history_node",
+    "0009_document_updates",
 ]
 
 _T = TypeVar("_T")
@@ -172,7 +173,9 @@ def test_revision_chain_is_exactly_as_expected() -> None:
 
 
 def test_models_cover_every_table_of_the_schema() -> None:
-    assert len(Base.metadata.tables) == 19  # the 18 tables of the schema doc + "session"
+    # The 18 tables of the schema doc + "session", plus our document_updates (0009).
+    assert len(Base.metadata.tables) == 20
+    assert "document_updates" in Base.metadata.tables
 
 
 async def test_upgrade_head_builds_exactly_the_models(engine: AsyncEngine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crdt import EditOp, PromptDocument, UpdateError
-from crdt.merge import merge_states, merge_updates
+from crdt.merge import fold_updates, merge_updates
 
 
 def test_merge_updates_equals_applying_each() -> None:
@@ -19,14 +19,16 @@ def test_merge_updates_equals_applying_each() -> None:
         merge_updates([b"\x05garbage", b"\x01"])
 
 
-def test_merge_states_keeps_changes_from_both_sides() -> None:
+def test_fold_updates_applies_a_log_to_a_snapshot() -> None:
     origin = PromptDocument.from_text("shared")
-    a = PromptDocument.from_state(origin.full_state())
-    b = PromptDocument.from_state(origin.full_state())
-    a.apply_op(EditOp("insert", 0, 0, "A:"))
-    b.apply_op(EditOp("insert", 6, 0, " (B)"))
-    # b's copy lacks a's change; merging into what a stored must keep both.
-    state, text = merge_states(a.full_state(), b.full_state())
+    snapshot = origin.full_state()
+    a = PromptDocument.from_state(snapshot)
+    b = PromptDocument.from_state(snapshot)
+    log = [a.apply_op(EditOp("insert", 0, 0, "A:")).update]
+    log.append(b.apply_op(EditOp("insert", 6, 0, " (B)")).update)
+    log.append(log[0])  # a duplicate changes nothing
+    state, text = fold_updates(snapshot, log)
     assert text == "A:shared (B)"
     assert PromptDocument.from_state(state).text == text
-    assert merge_states(None, b.full_state())[1] == "shared (B)"
+    assert fold_updates(None, [snapshot])[1] == "shared"
+    assert fold_updates(None, [])[1] == ""
