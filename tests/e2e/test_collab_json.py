@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.accounts import Account
-from tests.support.api import call, create_session
+from tests.support.api import call, create_session, grant
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
 
@@ -33,13 +33,7 @@ async def test_welcome_carries_content_rev_role_and_members(
 async def test_edits_fan_out_and_are_acked(server: ServerProcess, team: list[Account]) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "Hello")
-    await call(
-        server,
-        alice,
-        "PUT",
-        f"/api/sessions/{session['id']}/members/{bob.user_id}",
-        json={"role": "EDITOR"},
-    )
+    await grant(server, alice, session["id"], bob)
     async with (
         JsonClient(server.ws_base, session["share_token"], alice.token) as a,
         JsonClient(server.ws_base, session["share_token"], bob.token) as b,
@@ -62,13 +56,7 @@ async def test_concurrent_ops_from_the_same_revision_converge_with_intent(
 ) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "The cat sat.")
-    await call(
-        server,
-        alice,
-        "PUT",
-        f"/api/sessions/{session['id']}/members/{bob.user_id}",
-        json={"role": "EDITOR"},
-    )
+    await grant(server, alice, session["id"], bob)
     async with (
         JsonClient(server.ws_base, session["share_token"], alice.token) as a,
         JsonClient(server.ws_base, session["share_token"], bob.token) as b,
@@ -129,14 +117,7 @@ async def test_viewer_cannot_edit_but_sees_edits_and_presence(
         assert (await a.insert(3, "d"))["type"] == "ack"
         await viewer.wait_text("abcd")
         # Promotion applies to the open connection at once.
-        promoted = await call(
-            server,
-            alice,
-            "PUT",
-            f"/api/sessions/{session['id']}/members/{bob.user_id}",
-            json={"role": "EDITOR"},
-        )
-        assert promoted.status_code == 200
+        await grant(server, alice, session["id"], bob)  # asserts 200
         await viewer.wait_for(lambda m: m.get("type") == "role" and m.get("role") == "EDITOR")
         assert (await viewer.insert(0, ">"))["type"] == "ack"
         await a.wait_text(">abcd")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.support.accounts import Account
-from tests.support.api import call, create_session
+from tests.support.api import call, create_session, grant
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
 
@@ -196,13 +196,7 @@ async def test_history_lists_edits_and_rebuilds_text_after_each(
 ) -> None:
     alice, bob, _ = team
     session = await create(server, alice, content="A")
-    await call(
-        server,
-        alice,
-        "PUT",
-        f"/api/sessions/{session['id']}/members/{bob.user_id}",
-        json={"role": "EDITOR"},
-    )
+    await grant(server, alice, session["id"], bob)
     async with (
         JsonClient(server.ws_base, session["share_token"], alice.token) as a,
         JsonClient(server.ws_base, session["share_token"], bob.token) as b,
