@@ -9,13 +9,8 @@ import pytest
 from crdt.document import PromptDocument
 from crdt.ops import EditOp, transform_through
 from crdt.positions import index_to_utf16
+from crdt.replay import replay
 from tests.unit.test_crdt_transform import random_op, random_text, reference
-
-
-def replay(text: str, ops: list[EditOp]) -> str:
-    for op in ops:
-        text = op.apply(text)
-    return text
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -11,14 +11,9 @@ from pycrdt import Doc, Map, Text, merge_updates
 from crdt.document import Change, PromptDocument
 from crdt.errors import OpError, ProtocolError, UpdateError
 from crdt.ops import EditOp
+from crdt.replay import replay
 
 ARABIC = "مرحبا بالعالم"
-
-
-def replay(text: str, ops: list[EditOp]) -> str:
-    for op in ops:
-        text = op.apply(text)
-    return text
 
 
 def snapshot(document: PromptDocument) -> tuple[str, bytes, bytes]:
