@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -43,11 +43,8 @@ class Settings:
     presence_debounce_seconds: float = 15.0
     # Outgoing messages queued per connection before a slow consumer is closed (1013).
     send_queue_limit: int = 1024
-    llm_base_url: str = "https://api.openai.com/v1"
-    llm_api_key: str | None = None
     # Node identity in a cluster; random per process when unset.
     node_id: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
@@ -135,8 +132,6 @@ class Settings:
             send_queue_limit=integer(
                 "PROMPT_STUDIO_SEND_QUEUE_LIMIT", defaults.send_queue_limit, 16
             ),
-            llm_base_url=text("LLM_BASE_URL", defaults.llm_base_url),
-            llm_api_key=env.get("LLM_API_KEY") or None,
             node_id=env.get("PROMPT_STUDIO_NODE_ID") or None,
         )
 

@@ -25,7 +25,6 @@ def test_defaults_match_the_readme() -> None:
     assert settings.presence_debounce_seconds == 15
     assert settings.send_queue_limit == 1024
     assert settings.node_id is None
-    assert settings.llm_api_key is None
 
 
 def test_blank_values_fall_back_to_defaults() -> None:
@@ -49,8 +48,6 @@ def test_every_variable_is_parsed() -> None:
             "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "2",
             "PROMPT_STUDIO_SEND_QUEUE_LIMIT": "64",
             "PROMPT_STUDIO_NODE_ID": "node-a",
-            "LLM_BASE_URL": "http://llm.internal/v1",
-            "LLM_API_KEY": "sk-test",
         }
     )
     assert settings.database_url == POSTGRES_URL and not settings.is_sqlite
@@ -65,8 +62,6 @@ def test_every_variable_is_parsed() -> None:
     assert settings.presence_debounce_seconds == 2.0
     assert settings.send_queue_limit == 64
     assert settings.node_id == "node-a"
-    assert settings.llm_base_url == "http://llm.internal/v1"
-    assert settings.llm_api_key == "sk-test"
 
 
 @pytest.mark.parametrize(
