@@ -23,6 +23,7 @@ from loadtest.bench import DEFAULT_SCENARIOS, DEFAULT_TARGETS, bench
 from loadtest.runner import RunConfig
 from loadtest.suite import run_named, smoke
 from loadtest.system import pin_loadgen
+from loadtest.target_ours import DEFAULT_REDIS_URL
 from loadtest.targets import TARGET_NAMES
 from loadtest.yjs_client import OBSERVERS
 
@@ -46,7 +47,22 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="pin the server to this core (taskset), the generator to the others",
     )
     run.add_argument("--procs", type=int, default=1, help="spread the clients over N processes")
-    run.add_argument("--database-url", help="our server's database (default: a fresh SQLite file)")
+    run.add_argument(
+        "--database-url",
+        help="our server's database (default: a fresh SQLite file; with --nodes > 1 a fresh "
+        "PostgreSQL database, dropped at the end)",
+    )
+    run.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="our server: N serve processes sharing PostgreSQL + Redis; client k of a room "
+        "connects to node k %% N",
+    )
+    run.add_argument(
+        "--redis-url",
+        help=f"with --nodes > 1 (default {DEFAULT_REDIS_URL})",
+    )
     run.add_argument("--connect-timeout", type=float, default=20.0)
     run.add_argument(
         "--drain",
@@ -131,6 +147,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         profile_seconds=args.profile_seconds,
         yjs_observer=args.yjs_observer,
+        nodes=args.nodes,
+        redis_url=args.redis_url,
         out_dir=args.out,
     )
 

@@ -1,10 +1,11 @@
 """Sampling CPU and memory of the server and of the load generator itself, every ~0.5 s.
 
-CPU is psutil's ``cpu_percent`` (100 = one core fully busy) summed over the server process and
-its children (the generator: over its own processes only — the servers it starts are its
-children too); memory is the resident set size (RSS). The load generator is sampled too, because a
-saturated generator inflates latencies: a run whose generator sat near 100% of its core measured
-the generator as much as the server.
+CPU is psutil's ``cpu_percent`` (100 = one core fully busy) summed over the server processes
+(every node when the server scales out) and their children (the generator: over its own
+processes only — the servers it starts are its children too); memory is the resident set size
+(RSS), summed likewise. The load generator is sampled too, because a saturated generator
+inflates latencies: a run whose generator sat near 100% of its core measured the generator as
+much as the server.
 """
 
 from __future__ import annotations
@@ -78,9 +79,9 @@ def process_rss(pid: int) -> int | None:
 
 @dataclass
 class Monitor:
-    """Samples the server pid and the generator's processes in a background task."""
+    """Samples the server pids (summed) and the generator's processes in a background task."""
 
-    server_pid: int | None
+    server_pids: list[int]
     loadgen_pids: list[int] = field(default_factory=lambda: [os.getpid()])
     samples: list[Sample] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
@@ -90,7 +91,7 @@ class Monitor:
 
     def start(self) -> None:
         """Start sampling."""
-        self._server = _Tree([self.server_pid], descendants=True) if self.server_pid else None
+        self._server = _Tree(self.server_pids, descendants=True) if self.server_pids else None
         self._loadgen = _Tree(self.loadgen_pids, descendants=False)
         self._task = asyncio.create_task(self._run(), name="monitor")
 

@@ -37,8 +37,10 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
 
 
 def run_label(run: dict[str, Any]) -> str:
-    """``target/protocol`` for legends and tables."""
-    return f"{run['target']}/{run['protocol']}"
+    """``target/protocol`` (``target×N/protocol`` for N nodes) for legends and tables."""
+    nodes = run.get("config", {}).get("nodes", 1)
+    target = f"{run['target']}x{nodes}" if nodes > 1 else run["target"]
+    return f"{target}/{run['protocol']}"
 
 
 def chart_runs(runs: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
@@ -140,6 +142,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "scenario": run["scenario"],
         "target": run["target"],
         "protocol": run["protocol"],
+        "nodes": run.get("config", {}).get("nodes", 1),
         "clients_ready": f"{run['connections']['ready']}/{run['connections']['planned']}",
         "p50_ms": run["latency_ms"]["p50"],
         "p95_ms": run["latency_ms"]["p95"],

@@ -49,6 +49,11 @@ class RunConfig:
     seed: int = 1
     profile_seconds: float = 0.0
     yjs_observer: str = "update"
+    nodes: int = 1
+    """Our server: how many ``serve`` processes (> 1: shared PostgreSQL + Redis)."""
+    redis_url: str | None = None
+    postgres: bool = False
+    """Our server: a fresh PostgreSQL database even for one node (instead of SQLite)."""
     out_dir: Path = field(default_factory=lambda: Path("loadtest/results"))
 
 
@@ -58,7 +63,14 @@ def make_target(config: RunConfig) -> Target:
     if config.url:
         return ExternalTarget(config.url, config.server_pid)
     if config.target == "ours":
-        return OursTarget(database_url=config.database_url, pin_core=config.pin_core, log_dir=logs)
+        return OursTarget(
+            database_url=config.database_url,
+            pin_core=config.pin_core,
+            log_dir=logs,
+            nodes=config.nodes,
+            redis_url=config.redis_url,
+            postgres=config.postgres,
+        )
     if config.target == "y-websocket":
         return YWebsocketTarget(pin_core=config.pin_core, log_dir=logs)
     if config.target == "pycrdt-websocket":
@@ -114,7 +126,7 @@ async def run_scenario(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
         plans, room_of = plan_workers(scenario, urls, protocol, config)
         handles = make_handles(plans, in_process=config.procs <= 1)
         await asyncio.gather(*(h.start() for h in handles))
-        monitor = Monitor(target.pid)
+        monitor = Monitor(target.pids)
         monitor.start()
         monitor.watch_loadgen(sorted({os.getpid(), *(h.pid for h in handles)}))
         monitor.mark("start")
@@ -169,12 +181,19 @@ async def run_scenario(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
             "pin_core": config.pin_core,
             "deflate": config.deflate,
             "yjs_observer": config.yjs_observer,
+            "nodes": getattr(target, "nodes", 1),
+            "database": _db_kind(target),
             "drain_timeout": config.drain_timeout,
             "fd_limit": fd_limit.as_dict(),
         },
         **summary,
         **extra,
     }
+
+
+def _db_kind(target: Target) -> str | None:
+    url = getattr(target, "database_url", None)
+    return url.split(":", 1)[0].split("+", 1)[0] if url else None
 
 
 async def _idle_memory(monitor: Monitor, before: Sample) -> dict[str, Any]:

@@ -88,8 +88,10 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
-COMPOUND = {"json-vs-yjs": "many-rooms"}
-"""Scenarios that are several runs: ``json-vs-yjs`` runs its base with both protocols."""
+COMPOUND = {"json-vs-yjs": "many-rooms", "nodes-vs-one": "many-rooms"}
+"""Scenarios that are several runs: ``json-vs-yjs`` runs its base with both protocols;
+``nodes-vs-one`` runs it on our server with one node, then two nodes + Redis (both on a fresh
+PostgreSQL database)."""
 
 ALL_NAMES = (*SCENARIOS, *COMPOUND)
 

@@ -1,4 +1,5 @@
-"""Named runs with their files: single scenarios, ``json-vs-yjs``, and the CI smoke run."""
+"""Named runs with their files: single scenarios, ``json-vs-yjs``, ``nodes-vs-one``, and the CI
+smoke run."""
 
 from __future__ import annotations
 
@@ -45,14 +46,24 @@ def _files(out_dir: Path, stem: str) -> tuple[Path, Path]:
 
 
 async def run_named(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
-    """Run a scenario (both protocols for ``json-vs-yjs``); write its JSON and PNG."""
+    """Run a scenario (both protocols for ``json-vs-yjs``, one node then N for
+    ``nodes-vs-one``); write its JSON and PNG."""
     stem = f"{scenario.name}-{config.target if not config.url else 'external'}-{report.stamp()}"
     json_path, png_path = _files(config.out_dir, stem)
-    if scenario.name in scenarios.COMPOUND:
+    summary: dict[str, Any]
+    if scenario.name == "nodes-vs-one":
+        summary = await _nodes_vs_one(scenario, config)
+        report.chart_runs(
+            summary["runs"],
+            png_path,
+            f"{scenario.name} ({scenario.rooms}x"
+            f"{scenario.clients_per_room} @ {scenario.edit_rate}/s, {scenario.protocol})",
+        )
+    elif scenario.name in scenarios.COMPOUND:
         runs = []
         for protocol in ("yjs", "json"):
             runs.append(await run_scenario(replace(scenario, protocol=protocol), config))
-        summary: dict[str, Any] = {
+        summary = {
             "scenario": scenario.name,
             "runs": runs,
             "ratio_json_over_yjs": ratios(runs[1], runs[0]),
@@ -72,6 +83,23 @@ async def run_named(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
     runs_done = summary.get("runs", [summary])
     logger.info("\n%s", report.table([report.run_row(run) for run in runs_done]))
     return summary
+
+
+async def _nodes_vs_one(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
+    """Our server with one node, then ``max(2, --nodes)`` nodes + Redis; same PostgreSQL setup."""
+    if config.url or config.target != "ours":
+        raise ValueError("nodes-vs-one runs our own server (no --url, --target ours)")
+    nodes = max(2, config.nodes)
+    runs = [
+        await run_scenario(scenario, replace(config, nodes=count, postgres=True))
+        for count in (1, nodes)
+    ]
+    return {
+        "scenario": scenario.name,
+        "runs": runs,
+        f"ratio_{nodes}_nodes_over_1": ratios(runs[1], runs[0]),
+        "table": [report.run_row(run) for run in runs],
+    }
 
 
 def smoke_problems(run: dict[str, Any]) -> list[str]:

@@ -12,16 +12,28 @@ first). Set-up, done for each run:
 
 Client ``slot`` of a room connects as user ``slot``:
 ``ws://127.0.0.1:PORT/ws/{share_token}?token=...&protocol=yjs|json``.
+
+Scale-out (``nodes > 1``): N ``serve`` processes on one PostgreSQL database (``--database-url``,
+or a fresh ``loadtest_<uuid8>`` database created on :data:`PG_ADMIN_URL` and dropped in
+:meth:`OursTarget.stop`), migrated once, each with ``REDIS_URL`` and
+``PROMPT_STUDIO_NODE_ID=node-<i>`` on its own free port (all pinned to the same core). Client
+``slot`` of a room connects to node ``slot % N``, so every room has clients on every node and
+deliveries between them go through Redis. ``postgres=True`` gives a single node a fresh
+PostgreSQL database too (the fair baseline for a comparison with several nodes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +44,23 @@ from loadtest.process import ManagedProcess, base_env, free_port
 from loadtest.targets import LOOPBACK, ROOT, Target
 
 _SETUP_TIMEOUT = 120.0
+PG_ADMIN_URL = os.environ.get(
+    "LOADTEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+"""Where fresh databases are created and dropped (asyncpg DSN, loopback)."""
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _TOKEN_TTL_HOURS = 6.0
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all bound at once, so none repeats)."""
+    if count == 1:
+        return [free_port(LOOPBACK)]
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((LOOPBACK, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 class OursTarget(Target):
@@ -48,16 +76,28 @@ class OursTarget(Target):
         pin_core: int | None = None,
         log_dir: Path,
         log_level: str = "WARNING",
+        nodes: int = 1,
+        redis_url: str | None = None,
+        postgres: bool = False,
     ) -> None:
-        """Describe the server; :meth:`start` launches it."""
-        self.port = free_port(LOOPBACK)
+        """Describe the server (``nodes`` processes); :meth:`start` launches it."""
+        if nodes < 1:
+            raise ValueError(f"--nodes must be at least 1, not {nodes}")
+        self.nodes = nodes
+        self.redis_url = redis_url or (DEFAULT_REDIS_URL if nodes > 1 else None)
+        self._fresh_postgres = database_url is None and (postgres or nodes > 1)
+        if nodes > 1 and database_url is not None and database_url.startswith("sqlite"):
+            raise ValueError("--nodes > 1 needs a shared PostgreSQL database, not SQLite")
+        self.ports = _free_ports(nodes)
+        self.port = self.ports[0]
         self.pin_core = pin_core
         self.log_dir = log_dir
         self.log_level = log_level
         self._tmp: Path | None = None
         self._given_url = database_url
         self.database_url = database_url or ""
-        self._process: ManagedProcess | None = None
+        self._created_db: str | None = None
+        self._processes: list[ManagedProcess] = []
         self._tokens: list[tuple[str, str]] = []  # (user_id, token) per slot
 
     @property
@@ -67,43 +107,87 @@ class OursTarget(Target):
 
     @property
     def pid(self) -> int | None:
-        """The server's pid while it runs."""
-        return self._process.pid if self._process and self._process.running else None
+        """The (first) server's pid while it runs."""
+        pids = self.pids
+        return pids[0] if pids else None
+
+    @property
+    def pids(self) -> list[int]:
+        """Every running node's pid."""
+        return [p.pid for p in self._processes if p.running]
 
     async def start(self) -> None:
-        """Start the server on its database and wait for ``/healthz``."""
-        if self._given_url is None:
+        """Start the node(s) on the database and wait until each answers ``/healthz``."""
+        if self._fresh_postgres:
+            await self._create_database()
+        elif self._given_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="loadtest-db-"))
             self.database_url = f"sqlite+aiosqlite:///{self._tmp / 'loadtest.db'}"
         env = base_env()
-        env.update(
-            DATABASE_URL=self.database_url,
-            HOST=LOOPBACK,
-            PORT=str(self.port),
-            LOG_LEVEL=self.log_level,
-        )
+        env.update(DATABASE_URL=self.database_url, HOST=LOOPBACK, LOG_LEVEL=self.log_level)
         env.pop("REDIS_URL", None)
+        env.pop("PROMPT_STUDIO_NODE_ID", None)
         if not self.database_url.startswith("sqlite"):
             await asyncio.to_thread(self._migrate, env)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._process = ManagedProcess(
-            "ours",
-            [sys.executable, "-m", "server.cli", "serve"],
-            env=env,
-            cwd=ROOT,
-            pin_core=self.pin_core,
-            log_path=self.log_dir / f"ours-{self.port}.log",
-        )
+        for index, port in enumerate(self.ports):
+            node_env = dict(env, PORT=str(port))
+            if self.nodes > 1:
+                assert self.redis_url is not None
+                node_env.update(REDIS_URL=self.redis_url, PROMPT_STUDIO_NODE_ID=f"node-{index}")
+            self._processes.append(
+                ManagedProcess(
+                    "ours" if self.nodes == 1 else f"ours-node-{index}",
+                    [sys.executable, "-m", "server.cli", "serve"],
+                    env=node_env,
+                    cwd=ROOT,
+                    pin_core=self.pin_core,
+                    log_path=self.log_dir / f"ours-{port}.log",
+                )
+            )
         async with httpx.AsyncClient(trust_env=False) as http:
 
-            async def healthy() -> bool:
-                try:
-                    response = await http.get(f"{self.base_url}/healthz", timeout=1.0)
-                except httpx.TransportError:
-                    return False
-                return response.status_code == 200
+            def healthy(port: int) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:
+                    try:
+                        response = await http.get(f"http://{LOOPBACK}:{port}/healthz", timeout=1.0)
+                    except httpx.TransportError:
+                        return False
+                    return response.status_code == 200
 
-            await self._process.start(healthy)
+                return check
+
+            await asyncio.gather(
+                *(
+                    process.start(healthy(port))
+                    for process, port in zip(self._processes, self.ports, strict=True)
+                )
+            )
+
+    async def _create_database(self) -> None:
+        import asyncpg
+
+        name = f"loadtest_{uuid.uuid4().hex[:8]}"
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        self._created_db = name
+        admin = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+        self.database_url = f"postgresql+asyncpg://{admin}/{name}"
+
+    async def _drop_database(self) -> None:
+        import asyncpg
+
+        name, self._created_db = self._created_db, None
+        if name is None:
+            return
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
     @staticmethod
     def _migrate(env: dict[str, str]) -> None:
@@ -127,10 +211,10 @@ class OursTarget(Target):
             await self._add_editors([sid for sid, _share in sessions], clients_per_room)
         urls: list[list[str]] = []
         for _session_id, share in sessions:
-            base = f"ws://{LOOPBACK}:{self.port}/ws/{share}"
             urls.append(
                 [
-                    f"{base}?token={self._tokens[slot][1]}&protocol={protocol}"
+                    f"ws://{LOOPBACK}:{self.ports[slot % self.nodes]}/ws/{share}"
+                    f"?token={self._tokens[slot][1]}&protocol={protocol}"
                     for slot in range(clients_per_room)
                 ]
             )
@@ -203,12 +287,12 @@ class OursTarget(Target):
             await engine.dispose()
 
     async def stop(self) -> None:
-        """Stop the server and remove the temporary database."""
+        """Stop the node(s) and remove the temporary database (SQLite file or PostgreSQL)."""
         try:
-            if self._process is not None:
-                await self._process.stop()
-                self._process = None
+            processes, self._processes = self._processes, []
+            await asyncio.gather(*(process.stop() for process in processes))
         finally:
+            await self._drop_database()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 self._tmp = None

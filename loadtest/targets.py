@@ -37,6 +37,12 @@ class Target(ABC):
     def pid(self) -> int | None:
         """The server's process id, when known (for CPU/RSS sampling)."""
 
+    @property
+    def pids(self) -> list[int]:
+        """Every server process to sample (several when the server scales out)."""
+        pid = self.pid
+        return [pid] if pid else []
+
     @abstractmethod
     async def start(self) -> None:
         """Start the server (and wait until it accepts connections)."""
