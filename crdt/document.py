@@ -67,6 +67,8 @@ class PromptDocument:
         self._length16: int | None = 0  # UTF-16 units of ``_content``, None until needed
         self._length8 = 0  # UTF-8 bytes of ``_content``
         self._plain = True  # pycrdt indexes the text like ``_content``: no embeds in it
+        # Set by :meth:`integrate_update`: the caches are behind pycrdt until the next read.
+        self._stale = False
         self._recorder = recorder = _Recorder()
         # Raw (Rust-level) observers, subscribed for the document's lifetime: pycrdt's own
         # ``Doc.observe`` would keep the Doc alive forever (its wrapper refers to the Doc, closing
@@ -113,11 +115,15 @@ class PromptDocument:
     @property
     def text(self) -> str:
         """The current prompt text."""
+        if self._stale:
+            self._reload()
         return self._content
 
     @property
     def utf16_length(self) -> int:
         """Length of the text in UTF-16 code units (JavaScript's ``text.length``)."""
+        if self._stale:
+            self._reload()
         if self._length16 is None:
             self._length16 = utf16_length(self._content)
         return self._length16
@@ -218,20 +224,46 @@ class PromptDocument:
             UpdateError: the update cannot be decoded; the document is untouched.
         """
 
-        def mutate() -> None:
-            try:
-                self._doc.apply_update(update)
-            except ValueError as exc:
-                raise UpdateError(f"malformed Yjs update: {exc}") from exc
-            except BaseException as exc:
-                # A Rust panic surfaces as pyo3's PanicException, a BaseException that would
-                # slip past ``except Exception`` handlers; report it as a bad update instead.
-                if type(exc).__name__ == "PanicException":
-                    raise UpdateError(f"Yjs update rejected by pycrdt: {exc}") from exc
-                raise
-
         self._check_cache()
-        return self._transact(mutate, None if self._plain else self._pieces(), origin)
+        return self._transact(
+            lambda: self._apply_raw(update), None if self._plain else self._pieces(), origin
+        )
+
+    def integrate_update(self, update: bytes) -> tuple[bytes, bool]:
+        """Apply a Yjs update without describing it: (the integrated update, text changed?).
+
+        For updates nobody needs as ops (a peer node's change in a room without JSON clients):
+        it skips pycrdt's text delta, which walks the whole text. The text is re-read lazily,
+        on the next read or change. The integrated update is ``b""`` when nothing was new.
+
+        Raises:
+            UpdateError: the update cannot be decoded; the document is untouched.
+        """
+        recorder = self._recorder
+        if recorder.updates or recorder.changed:  # edited behind our back: re-read later
+            recorder.take()
+            self._stale = True
+        recorder.want_delta = False
+        try:
+            self._apply_raw(update)
+        finally:
+            updates, _deltas, changed = recorder.take()
+            if changed or updates:
+                self._stale = True
+        merged = updates[0] if len(updates) == 1 else merge_updates(*updates) if updates else b""
+        return (b"" if merged == EMPTY_UPDATE else merged), changed
+
+    def _apply_raw(self, update: bytes) -> None:
+        try:
+            self._doc.apply_update(update)
+        except ValueError as exc:
+            raise UpdateError(f"malformed Yjs update: {exc}") from exc
+        except BaseException as exc:
+            # A Rust panic surfaces as pyo3's PanicException, a BaseException that would
+            # slip past ``except Exception`` handlers; report it as a bad update instead.
+            if type(exc).__name__ == "PanicException":
+                raise UpdateError(f"Yjs update rejected by pycrdt: {exc}") from exc
+            raise
 
     # --- internals --------------------------------------------------------------------------
 
@@ -240,14 +272,18 @@ class PromptDocument:
         return [chunk if isinstance(chunk, str) else None for chunk, _ in self._text.diff()]
 
     def _check_cache(self) -> None:
-        """Re-read the text if it changed outside this class's methods (only tests do that)."""
+        """Re-read the text if it changed outside this class's methods (only tests do that), or
+        after :meth:`integrate_update`."""
         recorder = self._recorder
         if recorder.updates or recorder.changed:
             recorder.take()
             self._reload()
+        elif self._stale:
+            self._reload()
 
     def _reload(self) -> None:
         """Rebuild the caches from pycrdt (the slow way: it rebuilds the whole string)."""
+        self._stale = False
         self._content = content = str(self._text)
         self._length8 = utf8_length(content)
         self._length16 = None

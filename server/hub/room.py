@@ -283,20 +283,31 @@ class Room:
         return self.rev, future
 
     def apply_remote_update(self, update: bytes, *, user_id: str | None) -> None:
-        """Apply an update made on another node: fan it out locally, record nothing."""
+        """Apply an update made on another node: fan it out locally, record nothing.
+
+        Its text ops are needed only by JSON clients (op frames, and the op log their ops are
+        transformed through); without any here, the update is integrated without computing
+        them (pycrdt's text delta walks the whole document). A JSON client that joins later
+        starts from the revision it is welcomed at, so it never needs the skipped ops.
+        """
         try:
-            change = self.document.apply_update(update, origin="sync")
+            if any(c.protocol is WireProtocol.JSON for c in self.connections):
+                change = self.document.apply_update(update, origin="sync")
+                integrated, text_changed = change.update, bool(change.ops)
+                if integrated:
+                    self._fan_out(change, user_id=user_id, author=None)
+            else:
+                integrated, text_changed = self.document.integrate_update(update)
+                if integrated:
+                    self._queue_yjs_update(integrated, None)
         except UpdateError:
             logger.warning("dropping an undecodable update from a peer for %s", self.session_id)
             return
-        if not change.update:
-            return
-        self._fan_out(change, user_id=user_id, author=None)
-        if change.ops:
+        if text_changed:
             # Our next recorded edit is relative to text this node did not write itself.
             self.require_checkpoint()
-        if self._log_remote_updates:
-            self._writer.log_update(self.session_id, change.update)
+        if integrated and self._log_remote_updates:
+            self._writer.log_update(self.session_id, integrated)
 
     def _take_checkpoint(self, change: Change) -> bool:
         """Whether this change's rows carry the full text (see README: edit history)."""
