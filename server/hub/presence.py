@@ -1,8 +1,9 @@
 """Debounced persistence of ``session_members.last_seen_at``.
 
-Connections mark their member as seen (on join, on activity, on leave); a background task writes
-the marks at most once per interval, so presence costs one small UPDATE per session per interval
-however busy the session is.
+Connections mark their member as seen on join and on leave, and every member with an open
+connection counts as seen at each interval (``source``); a background task writes the marks at
+most once per interval, so presence costs one small UPDATE per session per interval however
+busy the session is.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +31,8 @@ class PresenceTracker:
         self._interval = interval
         self._marks: dict[str, dict[str, datetime]] = defaultdict(dict)
         self._task: asyncio.Task[None] | None = None
+        # Who is connected right now, as (session_id, user_id) pairs (set by the hub).
+        self.source: Callable[[], Iterable[tuple[str, str]]] | None = None
 
     async def __aenter__(self) -> PresenceTracker:
         self._task = asyncio.create_task(self._run(), name="presence-flusher")
@@ -64,4 +68,7 @@ class PresenceTracker:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            if self.source is not None:
+                for session_id, user_id in self.source():
+                    self.mark(session_id, user_id)
             await self.flush()

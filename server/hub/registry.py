@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,6 +64,7 @@ class Hub:
         self._unloading: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         broker.add_reconnect_listener(self._on_broker_reconnected)
+        presence.source = self._connected_members
 
     async def __aenter__(self) -> Hub:
         self._maintenance = asyncio.create_task(self._maintain(), name="hub-maintenance")
@@ -338,6 +339,12 @@ class Hub:
                             session_id,
                             {"action": "role", "user_id": user_id, "role": member.role},
                         )
+
+    def _connected_members(self) -> Iterable[tuple[str, str]]:
+        """(session_id, user_id) of every open connection on this node."""
+        for room in list(self.rooms.values()):
+            for user_id in {conn.user_id for conn in room.connections}:
+                yield room.session_id, user_id
 
     async def _maintain(self) -> None:
         while True:

@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from tests.support.accounts import Account, create_accounts
-from tests.support.api import create_session, session_content
+from tests.support.api import call, create_session, session_content
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -85,3 +86,24 @@ async def test_idle_document_is_flushed_and_unloaded(
     # Presence was written when the member left (debounced, but before the unload).
     assert datetime.fromisoformat(member["last_seen_at"].rstrip("Z")) >= leaving_at
     assert member["online"] is False
+
+
+async def test_last_seen_at_stays_current_while_connected(
+    server: ServerProcess, team: list[Account]
+) -> None:
+    alice, bob, _ = team
+    session = await create_session(server, alice, "present")
+
+    async def last_seen() -> datetime:
+        response = await call(server, alice, "GET", f"/api/sessions/{session['id']}/members")
+        (member,) = [m for m in response.json()["items"] if m["user_id"] == bob.user_id]
+        return datetime.fromisoformat(member["last_seen_at"].rstrip("Z"))
+
+    async with JsonClient(server.ws_base, session["share_token"], bob.token):
+        connected_at = datetime.now(UTC).replace(tzinfo=None)
+
+        async def refreshed() -> bool:
+            # Written again by the debounced tracker while Bob stays connected (0.2 s here).
+            return await last_seen() > connected_at
+
+        await eventually(refreshed, timeout=10)
