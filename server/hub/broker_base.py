@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import replace
@@ -46,6 +47,9 @@ ReconnectListener = Callable[[], None]
 
 DEFAULT_CHANNEL_PREFIX = "prompt-studio:"
 """Prefix of every Redis channel name, so several deployments can share one Redis."""
+
+PUBLISH_LOCK_STRIPES = 64
+"""How many channels may publish at once (a channel always maps to the same stripe)."""
 
 DEFAULT_PUBLISH_TIMEOUT = 3.0
 """Upper bound (seconds) on one ``publish`` call, waiting for earlier publishes included."""
@@ -117,7 +121,9 @@ class Broker(ABC):
         self._trackers: dict[str, SequenceTracker] = {}
         self._next_seq: dict[str, int] = {}
         self._listeners: list[ReconnectListener] = []
-        self._publish_lock = asyncio.Lock()
+        # Publishes on one channel are serialised (so seq order is delivery order); different
+        # channels proceed concurrently. Striped locks keep that bounded however many channels.
+        self._publish_locks = [asyncio.Lock() for _ in range(PUBLISH_LOCK_STRIPES)]
 
     @property
     def node_id(self) -> str:
@@ -182,7 +188,8 @@ class Broker(ABC):
         if not isinstance(payload, bytes):
             raise TypeError("payload must be bytes")
         try:
-            async with asyncio.timeout(self._publish_timeout), self._publish_lock:
+            lock = self._publish_locks[zlib.crc32(channel.encode()) % PUBLISH_LOCK_STRIPES]
+            async with asyncio.timeout(self._publish_timeout), lock:
                 seq = self._next_seq.get(channel, 0) + 1
                 self._next_seq[channel] = seq
                 envelope = Envelope(channel, self._node_id, seq, kind, payload)
