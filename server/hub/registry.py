@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crdt import Change, OpOrigin, PromptDocument
+from crdt import OpOrigin, PromptDocument
 from crdt.diff import diff_to_op
 from server.hub.broker import Broker, BrokerError
 from server.hub.closing import CloseCode
@@ -226,31 +226,22 @@ class Hub:
 
     # -- server-side edits ---------------------------------------------------------------------
 
-    async def edit(
-        self, session_id: str, user_id: str, make_change: Callable[[Room], Change | None]
-    ) -> tuple[Room, int, Awaitable[list[int]]]:
-        """Apply a change made by the server (e.g. a restore) through the same path as a client."""
-        room = await self.acquire(session_id)
-        try:
-            change = make_change(room)
-            if change is None:
-                return room, room.rev, room.commit_nothing()
-            rev, durable = room.commit(change, user_id=user_id, author=None)
-            return room, rev, durable
-        finally:
-            self.release(room)
-
     async def replace_text(
         self, session_id: str, user_id: str, target: str, *, origin: OpOrigin
     ) -> tuple[int, Awaitable[list[int]]]:
-        """Make the document's text equal ``target`` with one minimal replace, as a new change."""
+        """Make the document's text equal ``target`` with one minimal replace, as a new change.
 
-        def make(room: Room) -> Change | None:
+        A server-side edit (e.g. a restore) goes through the same path as a client's: it is
+        numbered, fanned out, recorded and sent to the other nodes.
+        """
+        room = await self.acquire(session_id)
+        try:
             op = diff_to_op(room.text, target, origin=origin)
-            return None if op is None else room.document.apply_op(op)
-
-        _room, rev, durable = await self.edit(session_id, user_id, make)
-        return rev, durable
+            if op is None:
+                return room.rev, room.commit_nothing()
+            return room.commit(room.document.apply_op(op), user_id=user_id, author=None)
+        finally:
+            self.release(room)
 
     # -- control actions -----------------------------------------------------------------------
 

@@ -39,14 +39,6 @@ async def get_tenant(db: AsyncSession, tenant_id: str) -> Tenant | None:
     return await db.get(Tenant, tenant_id)
 
 
-async def get_tenant_by_api_key_hash(db: AsyncSession, api_key_hash: str) -> Tenant | None:
-    """The active tenant whose API key hashes to ``api_key_hash``, or None."""
-    tenant = await db.scalar(select(Tenant).where(Tenant.api_key == api_key_hash))
-    if tenant is None or tenant.is_active is False:
-        return None
-    return tenant
-
-
 async def create_user(
     db: AsyncSession,
     *,
@@ -107,12 +99,6 @@ async def resolve_login_session(
     if user is None:
         return None
     return user, row.sess
-
-
-async def delete_login_session(db: AsyncSession, token_hash: str) -> bool:
-    """Log out: remove the session row. True if it existed."""
-    result = await db.execute(delete(LoginSession).where(LoginSession.sid == token_hash))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def purge_expired_login_sessions(db: AsyncSession, *, now: datetime | None = None) -> int:
