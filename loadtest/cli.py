@@ -87,6 +87,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         dest="profile_seconds",
         help="py-spy record the server for S seconds of the edit phase",
     )
+    run.add_argument(
+        "--profile-format",
+        choices=("flamegraph", "raw", "speedscope"),
+        default="flamegraph",
+        help="py-spy output: an SVG flame graph, collapsed stacks (raw, for scripts) or speedscope",
+    )
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     run.add_argument("-v", "--verbose", action="store_true")
 
@@ -146,6 +152,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         deflate=args.deflate,
         seed=args.seed,
         profile_seconds=args.profile_seconds,
+        profile_format=args.profile_format,
         yjs_observer=args.yjs_observer,
         nodes=args.nodes,
         redis_url=args.redis_url,

@@ -48,6 +48,7 @@ class RunConfig:
     deflate: bool = False
     seed: int = 1
     profile_seconds: float = 0.0
+    profile_format: str = "flamegraph"
     yjs_observer: str = "update"
     nodes: int = 1
     """Our server: how many ``serve`` processes (> 1: shared PostgreSQL + Redis)."""
@@ -139,7 +140,14 @@ async def run_scenario(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
         start_at = time.monotonic() + _START_DELAY
         if config.profile_seconds > 0 and target.pid:
             profile = asyncio.create_task(
-                _profile(target.pid, start_at, config.profile_seconds, config.out_dir, scenario)
+                _profile(
+                    target.pid,
+                    start_at,
+                    config.profile_seconds,
+                    config.out_dir,
+                    scenario,
+                    config.profile_format,
+                )
             )
         monitor.marks["edit_start"] = start_at
         sent_parts = await asyncio.gather(*(h.run(start_at) for h in handles))
@@ -224,8 +232,16 @@ def idle_report(raw: dict[str, Any], connections: int) -> dict[str, Any]:
     return out
 
 
+_PROFILE_SUFFIX = {"flamegraph": "svg", "raw": "folded", "speedscope": "speedscope.json"}
+
+
 async def _profile(
-    pid: int, start_at: float, seconds: float, out_dir: Path, scenario: Scenario
+    pid: int,
+    start_at: float,
+    seconds: float,
+    out_dir: Path,
+    scenario: Scenario,
+    profile_format: str = "flamegraph",
 ) -> Path | None:
     """``py-spy record`` the server for ``seconds`` from the start of the edit phase."""
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
@@ -236,11 +252,14 @@ async def _profile(
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     path = (
         out_dir
-        / f"profile-{scenario.name}-{scenario.protocol}-{time.strftime('%Y%m%d-%H%M%S')}.svg"
+        / f"profile-{scenario.name}-{scenario.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+        f".{_PROFILE_SUFFIX[profile_format]}"
     )
     proc = await asyncio.create_subprocess_exec(
         py_spy,
         "record",
+        "--format",
+        profile_format,
         "-o",
         str(path),
         "--pid",
