@@ -284,6 +284,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
     from migrations.runner import is_at_head
     from server.app import create_app
+    from server.ws_protocol import DirectWebSocketProtocol
 
     if args.host:
         settings = settings.with_overrides(host=args.host)
@@ -301,8 +302,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=DirectWebSocketProtocol if settings.ws_transport == "direct" else "websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         log_level=settings.log_level.lower(),
         lifespan="on",
         timeout_graceful_shutdown=10,

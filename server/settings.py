@@ -45,6 +45,12 @@ class Settings:
     send_queue_limit: int = 1024
     # Node identity in a cluster; random per process when unset.
     node_id: str | None = None
+    # Offer permessage-deflate to websocket clients. Off by default: collaboration messages are
+    # small, and compression keeps a zlib context per connection and per-recipient encoding.
+    ws_compression: bool = False
+    # "direct": uvicorn protocol with the synchronous fan-out path (server.ws_protocol);
+    # "asgi": uvicorn's stock protocol and the portable ASGI path only.
+    ws_transport: str = "direct"
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,6 +99,22 @@ class Settings:
                 raise SettingsError(f"{name} must be >= {minimum}, got {value}")
             return value
 
+        def boolean(name: str, default: bool) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw in {"1", "true", "yes", "on"}:
+                return True
+            if raw in {"0", "false", "no", "off"}:
+                return False
+            raise SettingsError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
+
+        ws_transport = text("PROMPT_STUDIO_WS_TRANSPORT", defaults.ws_transport).lower()
+        if ws_transport not in WS_TRANSPORTS:
+            raise SettingsError(
+                f"PROMPT_STUDIO_WS_TRANSPORT must be one of {', '.join(WS_TRANSPORTS)}, "
+                f"got {ws_transport!r}"
+            )
         database_url = text("DATABASE_URL", defaults.database_url)
         validate_database_url(database_url)
         redis_url = env.get("REDIS_URL", "").strip() or None
@@ -133,8 +155,12 @@ class Settings:
                 "PROMPT_STUDIO_SEND_QUEUE_LIMIT", defaults.send_queue_limit, 16
             ),
             node_id=env.get("PROMPT_STUDIO_NODE_ID") or None,
+            ws_compression=boolean("PROMPT_STUDIO_WS_COMPRESSION", defaults.ws_compression),
+            ws_transport=ws_transport,
         )
 
+
+WS_TRANSPORTS = ("direct", "asgi")
 
 SUPPORTED_DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 

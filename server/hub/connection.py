@@ -1,11 +1,12 @@
 """One client's websocket: identity, role, protocol, and an ordered, bounded outgoing queue.
 
-Everything sent to a client goes through :meth:`ClientConnection.send`; a single sender task
-writes the queue to the socket in order. An acknowledgement that must wait for a database commit
-is queued as a :class:`Deferred`, so messages queued after it (other clients' ops with higher
-revisions) are never delivered before it. A client that cannot keep up is closed with 1013 instead
-of letting its queue grow without bound.
-"""
+Everything sent to a client goes through :meth:`ClientConnection.send`. On a direct transport
+(see :mod:`server.hub.wire`) a message is written at once when nothing is waiting before it;
+otherwise it is queued, and a single sender task writes the queue to the socket in order. An
+acknowledgement that must wait for a database commit is queued as a :class:`Deferred`, so
+messages queued after it (other clients' ops with higher revisions) are never delivered before
+it. A client that cannot keep up is closed with 1013 instead of letting its queue grow without
+bound."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server.auth import Principal
 from server.hub.closing import CloseCode
 from server.hub.ratelimit import TokenBucket
+from server.hub.wire import DirectTransport, WireMessage
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,10 @@ class _Close:
     reason: str
 
 
-Outgoing = str | bytes | Deferred | _Close
+# Ends the sender without a close handshake (the transport closed the socket itself).
+_STOP = _Close(0, "")
+
+Outgoing = str | bytes | WireMessage | Deferred | _Close
 
 
 def new_awareness_client_id() -> int:
@@ -77,6 +82,7 @@ class ClientConnection:
         *,
         send_queue_limit: int,
         rate_limit: TokenBucket,
+        direct: DirectTransport | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.websocket = websocket
@@ -91,7 +97,11 @@ class ClientConnection:
         # Awareness client ids announced by this connection (Yjs clients pick their own).
         self.yjs_client_ids: set[int] = set()
         self.cursor: dict[str, int] | None = None
+        self.direct = direct
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=send_queue_limit)
+        # True while the sender task is writing an item it took from the queue.
+        self._sending = False
+        self._sender: asyncio.Task[None] | None = None
         self._closing = False
         self.close_code: int | None = None
 
@@ -111,9 +121,21 @@ class ClientConnection:
         return self._closing
 
     def send(self, message: Outgoing) -> None:
-        """Queue a message; a full queue means a slow consumer, which is closed (1013)."""
+        """Write a message now if possible, else queue it; a full queue means a slow consumer,
+        which is closed (1013)."""
         if self._closing:
             return
+        direct = self.direct
+        if (
+            direct is not None
+            and not self._sending
+            and self._queue.empty()
+            and not isinstance(message, Deferred | _Close)
+        ):
+            if not isinstance(message, WireMessage):
+                message = WireMessage(message)
+            if direct.write(message):
+                return
         try:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
@@ -136,41 +158,73 @@ class ClientConnection:
             self._force_close(code, reason)
 
     def _force_close(self, code: int, reason: str) -> None:
+        """Close at once, dropping what is queued (a slow consumer, or a close with no room).
+
+        The sender may be stuck in a write that waits for the client to read, perhaps forever:
+        a direct transport closes the socket itself (the close frame goes out behind what is
+        already buffered; a client that reads nothing is aborted); on the ASGI path the stuck
+        write is cancelled, which ends the connection.
+        """
         self._closing = True
         self.close_code = code
         while not self._queue.empty():
             self._queue.get_nowait()
+        if self.direct is not None:
+            self.direct.drop(code, reason)
+            self._queue.put_nowait(_STOP)
+            return
         self._queue.put_nowait(_Close(code, reason))
+        if self._sending and self._sender is not None:
+            self._sender.cancel()
+
+    def start_sender(self) -> asyncio.Task[None]:
+        """Start the task that writes queued messages (once per connection)."""
+        if self._sender is None:
+            self._sender = asyncio.create_task(self.run_sender(), name=f"sender-{self.id}")
+        return self._sender
 
     async def run_sender(self) -> None:
         """Write queued messages to the socket in order until a close is sent or the socket dies."""
         ws = self.websocket
         while True:
             item = await self._queue.get()
-            if isinstance(item, Deferred):
-                try:
-                    result = await asyncio.shield(item.future)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    item_out = item.on_error(exc)
-                else:
-                    item_out = item.on_result(result)
-                if item_out is None:
-                    continue
-                item = item_out
-            if isinstance(item, _Close):
-                if ws.application_state == WebSocketState.CONNECTED:
-                    # The peer may already be gone; then there is nothing left to tell it.
-                    with contextlib.suppress(RuntimeError, OSError):
-                        await ws.close(item.code, item.reason)
-                return
+            self._sending = True
             try:
-                if isinstance(item, bytes):
-                    await ws.send_bytes(item)
-                else:
-                    await ws.send_text(item)
-            except (RuntimeError, OSError) as exc:
-                logger.debug("send to %s failed (%s); stopping its sender", self.id, exc)
-                self._closing = True
-                return
+                if not await self._write(ws, item):
+                    return
+            finally:
+                self._sending = False
+
+    async def _write(self, ws: WebSocket, item: Outgoing) -> bool:
+        """Send one queued item; False once the connection is done (closed or broken)."""
+        if isinstance(item, Deferred):
+            try:
+                result = await asyncio.shield(item.future)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                resolved = item.on_error(exc)
+            else:
+                resolved = item.on_result(result)
+            if resolved is None:
+                return True
+            item = resolved
+        if item is _STOP:
+            return False
+        if isinstance(item, _Close):
+            if ws.application_state == WebSocketState.CONNECTED:
+                # The peer may already be gone; then there is nothing left to tell it.
+                with contextlib.suppress(RuntimeError, OSError):
+                    await ws.close(item.code, item.reason)
+            return False
+        data = item.data if isinstance(item, WireMessage) else item
+        try:
+            if isinstance(data, bytes):
+                await ws.send_bytes(data)
+            else:
+                await ws.send_text(data)
+        except (RuntimeError, OSError, WebSocketDisconnect) as exc:
+            logger.debug("send to %s failed (%r); stopping its sender", self.id, exc)
+            self._closing = True
+            return False
+        return True

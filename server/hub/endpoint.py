@@ -23,6 +23,7 @@ from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.json_protocol import error_message, handle_json_frame, welcome_message
 from server.hub.ratelimit import TokenBucket
 from server.hub.room import Room
+from server.hub.wire import DIRECT_EXTENSION, DirectTransport
 from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
 from server.services import Services
 from storage.repositories.collaboration import (
@@ -54,12 +55,14 @@ async def collaboration_socket(websocket: WebSocket) -> None:
         await _close(websocket, CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
         return
     settings = services.settings
+    direct: DirectTransport | None = websocket.scope.get("extensions", {}).get(DIRECT_EXTENSION)
     conn = ClientConnection(
         websocket,
         principal,
         role,
         send_queue_limit=settings.send_queue_limit,
         rate_limit=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
+        direct=direct,
     )
     try:
         if not room.active:
@@ -73,7 +76,7 @@ async def collaboration_socket(websocket: WebSocket) -> None:
             _start(room, conn, WireProtocol.JSON)
         elif requested == "yjs":
             _start(room, conn, WireProtocol.YJS)
-        sender = asyncio.create_task(conn.run_sender(), name=f"sender-{conn.id}")
+        sender = conn.start_sender()
         receiver = asyncio.create_task(
             _receive_loop(room, conn, settings.max_frame_bytes),
             name=f"receiver-{conn.id}",
@@ -91,6 +94,8 @@ async def collaboration_socket(websocket: WebSocket) -> None:
                 logger.error("connection %s failed", conn.id, exc_info=result)
                 await _close(websocket, CloseCode.INTERNAL_ERROR, "internal server error")
     finally:
+        if direct is not None:
+            direct.set_receiver(None)
         room.remove(conn)
         hub.presence.mark(session_id, principal.user_id)
         hub.release(room)
@@ -128,41 +133,67 @@ def _start(room: Room, conn: ClientConnection, protocol: WireProtocol) -> None:
 
 
 async def _receive_loop(room: Room, conn: ClientConnection, max_frame_bytes: int) -> None:
+    """Read the client's messages until it disconnects.
+
+    On a direct transport, messages arriving from now on are handled by the transport's
+    callback as they are parsed; this loop then only drains what arrived before (in order) and
+    waits for the disconnect.
+    """
+    handle = FrameHandler(room, conn, max_frame_bytes)
+    if conn.direct is not None:
+        conn.direct.set_receiver(handle)
     websocket = conn.websocket
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
         data: bytes | None = message.get("bytes")
-        text: str | None = message.get("text")
-        size = len(data) if data is not None else len(text.encode("utf-8")) if text else 0
+        handle(data if data is not None else message.get("text") or "")
+
+
+class FrameHandler:
+    """Handles one connection's incoming frames, synchronously, one at a time."""
+
+    __slots__ = ("conn", "max_frame_bytes", "room")
+
+    def __init__(self, room: Room, conn: ClientConnection, max_frame_bytes: int) -> None:
+        self.room = room
+        self.conn = conn
+        self.max_frame_bytes = max_frame_bytes
+
+    def __call__(self, frame: bytes | str) -> None:
+        """Check one frame's size and rate, then dispatch it to the connection's protocol."""
+        conn = self.conn
+        if conn.is_closing:
+            return  # a close is on its way: nothing more from this client is applied
         try:
-            if size > max_frame_bytes:
-                raise CloseConnection(
-                    CloseCode.MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {max_frame_bytes}"
-                )
-            if not conn.rate_limit.take():
-                _over_rate_limit(conn)
-                continue
-            if conn.protocol is None:
-                detected = WireProtocol.YJS if data is not None else WireProtocol.JSON
-                _start(room, conn, detected)
-            if data is not None:
-                if conn.protocol is WireProtocol.JSON:
-                    conn.send_json(
-                        error_message("unexpected_binary", "this connection speaks JSON")
-                    )
-                    continue
-                handle_binary_frame(room, conn, data)
-            elif text is not None:
-                if conn.protocol is WireProtocol.YJS:
-                    raise CloseConnection(
-                        CloseCode.UNSUPPORTED_DATA, "text frame on a y-websocket connection"
-                    )
-                handle_json_frame(room, conn, text)
+            self._dispatch(conn, frame)
         except CloseConnection as exc:
             conn.close(exc.code, exc.reason)
+
+    def _dispatch(self, conn: ClientConnection, frame: bytes | str) -> None:
+        size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8"))
+        if size > self.max_frame_bytes:
+            raise CloseConnection(
+                CloseCode.MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {self.max_frame_bytes}"
+            )
+        if not conn.rate_limit.take():
+            _over_rate_limit(conn)
             return
+        if conn.protocol is None:
+            detected = WireProtocol.YJS if isinstance(frame, bytes) else WireProtocol.JSON
+            _start(self.room, conn, detected)
+        if isinstance(frame, bytes):
+            if conn.protocol is WireProtocol.JSON:
+                conn.send_json(error_message("unexpected_binary", "this connection speaks JSON"))
+                return
+            handle_binary_frame(self.room, conn, frame)
+        else:
+            if conn.protocol is WireProtocol.YJS:
+                raise CloseConnection(
+                    CloseCode.UNSUPPORTED_DATA, "text frame on a y-websocket connection"
+                )
+            handle_json_frame(self.room, conn, frame)
 
 
 def _over_rate_limit(conn: ClientConnection) -> None:

@@ -29,6 +29,7 @@ from crdt.codec import (
 )
 from crdt.merge import merge_updates
 from server.hub.connection import ClientConnection, WireProtocol, dumps
+from server.hub.wire import WireMessage
 from storage.history_writer import HistoryEntry, HistoryWriter
 
 logger = logging.getLogger(__name__)
@@ -180,10 +181,11 @@ class Room:
     # -- fan-out -------------------------------------------------------------------------------
 
     def broadcast_yjs(self, frame: bytes, *, exclude: ClientConnection | None = None) -> None:
-        """Send one already-encoded binary frame to every Yjs client but ``exclude``."""
+        """Send one binary message to every Yjs client but ``exclude``, framed once for all."""
+        message = WireMessage(frame)
         for conn in self.connections:
             if conn is not exclude and conn.protocol is WireProtocol.YJS:
-                conn.send(frame)
+                conn.send(message)
 
     def broadcast_json(
         self, message: dict[str, Any], *, exclude: ClientConnection | None = None
@@ -194,9 +196,9 @@ class Room:
         ]
         if not targets:
             return
-        text = dumps(message)
+        wire = WireMessage(dumps(message))
         for conn in targets:
-            conn.send(text)
+            conn.send(wire)
 
     def _fan_out(
         self, change: Change, *, user_id: str | None, author: ClientConnection | None
@@ -207,16 +209,27 @@ class Room:
         json_targets = [
             c for c in self.connections if c is not author and c.protocol is WireProtocol.JSON
         ]
+        # The op log exists for transforming JSON clients' ops. Without any JSON client it is
+        # not kept (a JSON client that joins starts from the revision it is welcomed at), which
+        # also spares the garbage collector 10,000 long-lived ops per busy room.
+        keep_log = bool(json_targets) or (
+            author is not None and author.protocol is WireProtocol.JSON
+        )
+        if not keep_log and self._log:
+            self._log.clear()
         operations = []
         for op in change.ops:
             self.rev += 1
-            self._log.append((self.rev, op))
+            if keep_log:
+                self._log.append((self.rev, op))
             operation = op.to_json()
             operations.append(operation)
             if json_targets:
-                text = dumps({"type": "op", "rev": self.rev, "op": operation, "user_id": user_id})
+                wire = WireMessage(
+                    dumps({"type": "op", "rev": self.rev, "op": operation, "user_id": user_id})
+                )
                 for conn in json_targets:
-                    conn.send(text)
+                    conn.send(wire)
         return operations
 
     def _queue_yjs_update(self, update: bytes, author: ClientConnection | None) -> None:

@@ -12,8 +12,11 @@ import pytest_asyncio
 
 from crdt import EditOp, PromptDocument
 from crdt.merge import fold_updates, merge_updates
+from server.auth import Principal
+from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.memory_broker import MemoryBroker
 from server.hub.presence import PresenceTracker
+from server.hub.ratelimit import TokenBucket
 from server.hub.registry import Hub, SessionNotFoundError
 from server.hub.room import StaleRevisionError
 from storage.engine import create_engine, create_session_factory
@@ -118,6 +121,8 @@ async def test_ops_older_than_the_log_are_stale(
 ) -> None:
     hub, session_id, owner_id = hub_and_session
     room = await hub.acquire(session_id)
+    listener = json_listener()
+    room.connections.add(listener)  # the op log is kept while a JSON client is in the room
     try:
         from collections import deque
 
@@ -133,4 +138,46 @@ async def test_ops_older_than_the_log_are_stale(
         with pytest.raises(ValueError):
             room.ops_since(room.rev + 1)
     finally:
+        room.connections.discard(listener)
         hub.release(room)
+
+
+async def test_without_json_clients_no_op_log_is_kept(
+    hub_and_session: tuple[Hub, str, str],
+) -> None:
+    """Only JSON clients' ops are transformed through the log; a JSON client that joins later
+    starts at the revision it is welcomed at, so nothing before it is needed."""
+    hub, session_id, owner_id = hub_and_session
+    room = await hub.acquire(session_id)
+    try:
+        for i in range(3):
+            change = room.document.apply_op(EditOp("insert", 0, 0, str(i)))
+            await room.commit(change, user_id=owner_id, author=None)[1]
+        assert len(room._log) == 0
+        welcomed_at = room.rev
+        listener = json_listener()
+        room.connections.add(listener)
+        change = room.document.apply_op(EditOp("insert", 0, 0, "j"))
+        await room.commit(change, user_id=owner_id, author=None)[1]
+        assert [op.content for op in room.ops_since(welcomed_at)] == ["j"]
+        room.connections.discard(listener)
+        change = room.document.apply_op(EditOp("insert", 0, 0, "k"))
+        await room.commit(change, user_id=owner_id, author=None)[1]
+        assert len(room._log) == 0  # the last JSON client left: the log is dropped
+        with pytest.raises(StaleRevisionError):
+            room.ops_since(welcomed_at)
+    finally:
+        hub.release(room)
+
+
+def json_listener() -> ClientConnection:
+    """A JSON connection that only collects what it is sent (no socket)."""
+    conn = ClientConnection(
+        None,  # type: ignore[arg-type]
+        Principal("listener", "t", "l@example.test", "Listener", "#3B82F6"),
+        "VIEWER",
+        send_queue_limit=1024,
+        rate_limit=TokenBucket(100, 100),
+    )
+    conn.protocol = WireProtocol.JSON
+    return conn

@@ -25,6 +25,8 @@ def test_defaults_match_the_readme() -> None:
     assert settings.presence_debounce_seconds == 15
     assert settings.send_queue_limit == 1024
     assert settings.node_id is None
+    assert settings.ws_compression is False
+    assert settings.ws_transport == "direct"
 
 
 def test_blank_values_fall_back_to_defaults() -> None:
@@ -48,6 +50,8 @@ def test_every_variable_is_parsed() -> None:
             "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "2",
             "PROMPT_STUDIO_SEND_QUEUE_LIMIT": "64",
             "PROMPT_STUDIO_NODE_ID": "node-a",
+            "PROMPT_STUDIO_WS_COMPRESSION": "Yes",
+            "PROMPT_STUDIO_WS_TRANSPORT": "ASGI",
         }
     )
     assert settings.database_url == POSTGRES_URL and not settings.is_sqlite
@@ -62,6 +66,16 @@ def test_every_variable_is_parsed() -> None:
     assert settings.presence_debounce_seconds == 2.0
     assert settings.send_queue_limit == 64
     assert settings.node_id == "node-a"
+    assert settings.ws_compression is True
+    assert settings.ws_transport == "asgi"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("true", True), ("ON", True), ("0", False), ("no", False), ("off", False)],
+)
+def test_booleans_accept_the_usual_spellings(raw: str, expected: bool) -> None:
+    assert Settings.from_env({"PROMPT_STUDIO_WS_COMPRESSION": raw}).ws_compression is expected
 
 
 @pytest.mark.parametrize(
@@ -116,6 +130,8 @@ def test_log_levels_are_accepted_case_insensitively(level: str) -> None:
         ("PROMPT_STUDIO_HISTORY_FLUSH_MS", "0", ">= 1"),
         ("PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS", "-0.5", ">= 0"),
         ("PROMPT_STUDIO_SEND_QUEUE_LIMIT", "8", ">= 16"),
+        ("PROMPT_STUDIO_WS_COMPRESSION", "maybe", "true or false"),
+        ("PROMPT_STUDIO_WS_TRANSPORT", "fast", "direct, asgi"),
     ],
 )
 def test_bad_values_raise_naming_the_variable(name: str, value: str, hint: str) -> None:

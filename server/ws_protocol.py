@@ -1,0 +1,154 @@
+"""uvicorn's sans-I/O websocket protocol, plus a direct path for the collaboration hub.
+
+The ASGI websocket interface costs a task switch and several layers of wrappers per message in
+each direction, and uvicorn pauses and resumes reading the socket (two ``epoll_ctl`` calls) for
+every message it queues. For a collaboration server, whose work is fanning small updates out to
+many sockets, that overhead was most of the CPU (see README "Performance").
+
+:class:`DirectWebSocketProtocol` is uvicorn's ``websockets-sansio`` protocol with one addition: it
+offers the application a :class:`DirectSocket` in the ASGI scope's ``extensions``
+(:data:`~server.hub.wire.DIRECT_EXTENSION`), through which it may
+
+- write a message synchronously — a pre-built frame shared by every recipient of a broadcast, or
+  the payload through the connection's own encoder when it negotiated compression — as long as
+  the transport's buffer is below its high-water mark (otherwise the caller queues and awaits the
+  ordinary ASGI ``send``, which waits for the buffer to drain), and
+- receive messages through a callback, called as frames are parsed, instead of the ASGI queue.
+
+Everything else — the handshake, pings, closing, disconnect events, the ASGI ``send`` — is
+uvicorn's. An application that ignores the extension sees a standard ASGI server, and the hub
+runs unchanged (only slower) on any other ASGI server.
+
+It relies on attributes of uvicorn's implementation (``conn``, ``transport``, ``writable``,
+``close_sent``, ``disconnected``, ``frames``, ``curr_msg_data_type``), hence the narrow uvicorn
+version range in ``pyproject.toml``; ``tests/integration/test_ws_protocol.py`` exercises them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from server.hub.wire import DIRECT_EXTENSION, Receiver, WireMessage
+
+logger = logging.getLogger(__name__)
+
+# How long a dropped connection may take to read what was buffered before it is aborted.
+DROP_GRACE_SECONDS = 5.0
+
+
+class DirectSocket:
+    """The direct path into one websocket connection (see the module docstring)."""
+
+    __slots__ = ("_protocol", "receiver")
+
+    def __init__(self, protocol: DirectWebSocketProtocol) -> None:
+        self._protocol = protocol
+        self.receiver: Receiver | None = None
+
+    def write(self, message: WireMessage) -> bool:
+        """Write ``message`` now if the connection is open and its buffer has room."""
+        protocol = self._protocol
+        conn = protocol.conn
+        if (
+            protocol.close_sent
+            or protocol.disconnected
+            or not protocol.writable.is_set()
+            or conn.state is not State.OPEN
+        ):
+            return False
+        transport = protocol.transport
+        if transport.is_closing():
+            return False
+        if conn.extensions:
+            # Compression keeps state per connection: the shared frame cannot be used.
+            if message.is_binary:
+                conn.send_binary(message.payload)
+            else:
+                conn.send_text(message.payload)
+            transport.write(b"".join(conn.data_to_send()))
+        else:
+            transport.write(message.frame)
+        return True
+
+    def drop(self, code: int, reason: str) -> None:
+        """Close now: the close frame behind what is buffered, then the TCP connection.
+
+        A client that has stopped reading never takes the buffered data; it is aborted after
+        :data:`DROP_GRACE_SECONDS` so its socket and buffer are freed.
+        """
+        self.receiver = None
+        protocol = self._protocol
+        if protocol.disconnected:
+            return
+        transport = protocol.transport
+        if not protocol.close_sent:
+            conn = protocol.conn
+            if conn.state is State.OPEN:
+                conn.send_close(code, reason)
+                transport.write(b"".join(conn.data_to_send()))
+            protocol.close_sent = True
+            protocol.queue.put_nowait(
+                {"type": "websocket.disconnect", "code": code, "reason": reason}
+            )
+        transport.close()
+        protocol.loop.call_later(DROP_GRACE_SECONDS, transport.abort)
+
+    def set_receiver(self, receiver: Receiver | None) -> None:
+        """Deliver messages parsed from now on to ``receiver`` (None: back to ASGI receive).
+
+        Messages already queued for ASGI ``receive`` stay there; the application drains them
+        first (they were received earlier), so order is kept.
+        """
+        self.receiver = receiver
+
+
+class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O websocket protocol offering a :class:`DirectSocket` to the app."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direct = DirectSocket(self)
+
+    async def run_asgi(self) -> None:
+        """Run the application with the direct socket in the scope's extensions."""
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[DIRECT_EXTENSION] = self.direct
+        await super().run_asgi()
+
+    def send_receive_event_to_app(self) -> None:
+        """Hand a complete message to the receiver callback, or to ASGI receive without one."""
+        receiver = self.direct.receiver
+        if receiver is None or self.close_sent:
+            super().send_receive_event_to_app()
+            return
+        frames, self.frames = self.frames, []
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        message: bytes | str
+        if self.curr_msg_data_type == "text":
+            try:
+                message = bytes(data).decode()
+            except UnicodeDecodeError:
+                self._fail(1007, "invalid UTF-8 in a text frame")
+                return
+        else:
+            message = bytes(data)
+        try:
+            receiver(message)
+        except Exception:
+            # The receiver handles bad input itself; this is a bug. Only this connection ends.
+            logger.exception("websocket message handler failed; closing the connection")
+            self._fail(1011, "internal server error")
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Close the connection now, telling the client ``code``, and the app it is gone."""
+        self.direct.receiver = None
+        if self.conn.state is State.OPEN:
+            self.conn.fail(code, reason)
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.transport.close()
