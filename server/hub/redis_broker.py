@@ -5,8 +5,8 @@ Channel ``c`` is the Redis channel ``channel_prefix + c``. Each node holds two c
 * one subscriber connection multiplexing every subscribed channel, owned by a
   :class:`~server.hub.redis_subscriber.RedisSubscriber` (receive task, liveness checks,
   reconnect with backoff, resubscription);
-* one connection for PUBLISH (publishes are serialised by :class:`~server.hub.broker.Broker`,
-  so the pool never opens a second one).
+* one connection for PUBLISH: publishes waiting at the same moment (any channels) go out as one
+  pipeline (:class:`~server.hub.redis_publisher.PipelinedPublisher`), one pipeline at a time.
 
 Payloads stay ``bytes`` end to end (``decode_responses=False``).
 """
@@ -29,6 +29,7 @@ from server.hub.broker_base import (
     Broker,
     BrokerUnavailable,
 )
+from server.hub.redis_publisher import PipelinedPublisher
 from server.hub.redis_subscriber import RedisSubscriber, SubscriberSettings
 
 __all__ = ["RedisBroker"]
@@ -71,6 +72,7 @@ class RedisBroker(Broker):
         self._socket_timeout = socket_timeout
         self._client_name = _client_name(f"{channel_prefix}{node_id}")
         self._publisher: Redis | None = None
+        self._pipeline: PipelinedPublisher | None = None
         self._pub_ok = True
         self._subscriber = RedisSubscriber(
             url,
@@ -95,6 +97,11 @@ class RedisBroker(Broker):
         return self._subscriber.attempts
 
     @property
+    def pipelines_sent(self) -> int:
+        """How many PUBLISH pipelines went to Redis (each carries one or more messages)."""
+        return self._pipeline.pipelines if self._pipeline is not None else 0
+
+    @property
     def client_names(self) -> tuple[str, str]:
         """The CLIENT SETNAME of the subscriber and publisher connections (for operators)."""
         return f"{self._client_name}:sub", f"{self._client_name}:pub"
@@ -111,10 +118,14 @@ class RedisBroker(Broker):
             health_check_interval=0,
             decode_responses=False,
         )
+        self._pipeline = await PipelinedPublisher(self._publisher).__aenter__()
         await self._subscriber.start()
 
     async def _stop(self) -> None:
         await self._subscriber.stop()
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            await pipeline.__aexit__(None, None, None)
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             try:
@@ -126,10 +137,10 @@ class RedisBroker(Broker):
         return self._subscriber.healthy and self._pub_ok
 
     async def _send(self, channel: str, frame: bytes) -> None:
-        if self._publisher is None:
+        if self._pipeline is None:
             raise BrokerUnavailable("broker is not started")
         try:
-            await self._publisher.publish(self._raw(channel), frame)
+            await self._pipeline.publish(self._raw(channel), frame)
         except (RedisError, OSError) as exc:
             self._set_pub_ok(False, exc)
             raise BrokerUnavailable(f"Redis at {self._where} is unavailable: {exc}") from exc

@@ -580,6 +580,31 @@ async def test_redis_publisher_survives_a_killed_connection(redis_backend: Backe
     assert [item.gap for item in inbox.items] == [False, False]
 
 
+@pytest.mark.redis
+async def test_redis_publishes_waiting_together_share_a_pipeline_and_keep_order(
+    redis_backend: Backend,
+) -> None:
+    a, b = await redis_backend.node("a"), await redis_backend.node("b")
+    assert isinstance(a, RedisBroker)
+    channels = [f"doc-{n}" for n in range(20)]
+    inboxes = {channel: Inbox() for channel in channels}
+    for channel, inbox in inboxes.items():
+        await b.subscribe(channel, inbox)
+    before = a.pipelines_sent
+
+    async def stream(channel: str) -> None:
+        for n in range(10):
+            await a.publish(channel, "update", f"{channel}:{n}".encode())
+
+    await asyncio.gather(*(stream(channel) for channel in channels))
+    for channel, inbox in inboxes.items():
+        await inbox.wait_for_count(10)
+        assert inbox.payloads == [f"{channel}:{n}".encode() for n in range(10)]
+        assert not any(item.gap for item in inbox.items)
+    # 200 messages, 20 channels publishing at once: far fewer round trips than messages.
+    assert a.pipelines_sent - before <= 40
+
+
 async def test_redis_publish_while_unreachable() -> None:
     broker = RedisBroker("redis://127.0.0.1:1/0", "lonely", channel_prefix="unreachable:")
     back = Reconnects()
