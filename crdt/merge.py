@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import pycrdt
@@ -27,21 +26,27 @@ def fold_updates(stored: bytes | None, updates: Sequence[bytes]) -> tuple[bytes,
     Used to compact a document's update log into its snapshot, and to read the current text of
     a document that is not loaded.
     """
+    document = document_from_log(stored, updates)
+    return document.full_state(), document.text
+
+
+def document_from_log(stored: bytes | None, updates: Sequence[bytes]) -> PromptDocument:
+    """The document made of a stored state (or nothing) and the updates logged after it.
+
+    Raises:
+        UpdateError: a part cannot be decoded.
+    """
     parts = [stored, *updates] if stored else list(updates)
     if not parts:
-        return PromptDocument.empty().full_state(), ""
+        return PromptDocument.empty()
     try:
         # Merging the binary updates first and integrating the result once is ~5x cheaper
         # than integrating each update (each integration describes its change).
-        merged = merge_updates(parts)
+        return PromptDocument.from_state(merge_updates(parts))
     except UpdateError:
-        merged = None
-    if merged is not None:
-        with contextlib.suppress(UpdateError):
-            document = PromptDocument.from_state(merged)
-            return document.full_state(), document.text
+        pass
     # A part pycrdt cannot merge: integrate one by one, so the error names the bad part.
     document = PromptDocument.from_state(stored) if stored else PromptDocument.empty()
     for update in updates:
         document.apply_update(update)
-    return document.full_state(), document.text
+    return document

@@ -34,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 INITIAL_BACKOFF_SECONDS = 0.05
 # Fold a document's update log into its snapshot after this many rows, or rows this old.
-COMPACT_AFTER_ROWS = 200
-COMPACT_AFTER_SECONDS = 5.0
+# Rows are small and loading merges them in one pass, so a long log is cheap to keep; each
+# compaction costs several statements and, with several nodes, is done by every node.
+COMPACT_AFTER_ROWS = 1000
+COMPACT_AFTER_SECONDS = 30.0
 
 # Merges several Yjs updates into one.
 MergeFn = Callable[[Sequence[bytes]], bytes]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crdt import OpOrigin, PromptDocument
 from crdt.diff import diff_to_op
+from crdt.merge import document_from_log
 from server.hub.broker import Broker, BrokerError
 from server.hub.closing import CloseCode
 from server.hub.cluster import CONTROL, RoomLink, encode_control, session_channel
@@ -174,9 +175,7 @@ class Hub:
             raise SessionNotFoundError(session_id)
         state, updates, content = persisted
         if state or updates:
-            document = PromptDocument.from_state(state) if state else PromptDocument.empty()
-            for update in updates:
-                document.apply_update(update)
+            document = document_from_log(state, updates)
         else:
             # Never had CRDT state: build it once from the text and persist it right away, so
             # every later load (and every Yjs client) sees the same CRDT items.
