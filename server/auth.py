@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from server.errors import Unauthenticated
 from server.security import hash_secret
-from storage.repositories.tenancy import get_tenant, resolve_login_session
+from storage.repositories.tenancy import resolve_login_session
 
 TOKEN_COOKIE = "prompt_studio_token"
 TOKEN_QUERY_PARAM = "token"
@@ -48,21 +48,15 @@ async def principal_for_token(db: AsyncSession, token: str) -> Principal | None:
 
     None when the token is unknown or expired, or its user has no tenant or a deactivated one.
     """
-    resolved = await resolve_login_session(db, hash_secret(token))
-    if resolved is None:
-        return None
-    user, _session = resolved
-    if user.tenant_id is None:
-        return None
-    tenant = await get_tenant(db, user.tenant_id)
-    if tenant is None or tenant.is_active is False:
+    owner = await resolve_login_session(db, hash_secret(token))
+    if owner is None or owner.tenant_id is None or not owner.tenant_active:
         return None
     return Principal(
-        user_id=user.id,
-        tenant_id=user.tenant_id,
-        email=user.email,
-        name=user.name,
-        color=user.color or "#3B82F6",
+        user_id=owner.user_id,
+        tenant_id=owner.tenant_id,
+        email=owner.email,
+        name=owner.name,
+        color=owner.color or "#3B82F6",
     )
 
 

@@ -15,8 +15,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from server.auth import Principal, authenticate
-from server.errors import Unauthenticated
+from server.auth import Principal, extract_token, principal_for_token
 from server.http import services_of
 from server.hub.closing import CloseCode, CloseConnection
 from server.hub.connection import ClientConnection, WireProtocol
@@ -27,8 +26,8 @@ from server.hub.wire import DIRECT_EXTENSION, DirectTransport
 from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
 from server.services import Services
 from storage.repositories.collaboration import (
+    admission_by_share_token,
     ensure_member,
-    get_session_by_share_token,
     member_roster,
 )
 
@@ -104,24 +103,37 @@ async def collaboration_socket(websocket: WebSocket) -> None:
 async def _admit(
     websocket: WebSocket, services: Services
 ) -> tuple[Principal, str, str, list[dict[str, str | None]]]:
-    try:
-        principal = await authenticate(websocket, services.sessions)
-    except Unauthenticated as exc:
-        raise CloseConnection(CloseCode.UNAUTHENTICATED, exc.message) from None
+    """Who joins which session with what role: three statements in one database session
+    (token owner; session and membership; the roster), four when the user becomes a member."""
+    token = extract_token(websocket)
+    if token is None:
+        raise CloseConnection(
+            CloseCode.UNAUTHENTICATED, "a login token is required (?token=… or a cookie)"
+        )
     share_token = websocket.path_params["share_token"]
     async with services.sessions() as db:
-        session = await get_session_by_share_token(db, share_token)
-        if session is None:
+        principal = await principal_for_token(db, token)
+        if principal is None:
+            raise CloseConnection(
+                CloseCode.UNAUTHENTICATED, "the login token is unknown or expired"
+            )
+        admission = await admission_by_share_token(db, share_token, principal.user_id)
+        if admission is None:
             raise CloseConnection(CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
-        if session.tenant_id != principal.tenant_id:
+        if admission.tenant_id != principal.tenant_id:
             raise CloseConnection(
                 CloseCode.FORBIDDEN, "this session belongs to another organisation"
             )
-        if not session.is_active:
+        if not admission.is_active:
             raise CloseConnection(CloseCode.SESSION_INACTIVE, "the session is not active")
-        member = await ensure_member(db, session_id=session.id, user_id=principal.user_id)
-        members = await member_roster(db, session.id)
-        return principal, session.id, member.role or "VIEWER", members
+        role = admission.member_role
+        if not admission.is_member:
+            member = await ensure_member(
+                db, session_id=admission.session_id, user_id=principal.user_id
+            )
+            role = member.role
+        members = await member_roster(db, admission.session_id)
+        return principal, admission.session_id, role or "VIEWER", members
 
 
 def _start(room: Room, conn: ClientConnection, protocol: WireProtocol) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,11 +32,6 @@ async def create_tenant(
     db.add(tenant)
     await db.flush()
     return tenant
-
-
-async def get_tenant(db: AsyncSession, tenant_id: str) -> Tenant | None:
-    """The tenant with this id, or None."""
-    return await db.get(Tenant, tenant_id)
 
 
 async def create_user(
@@ -85,20 +80,40 @@ async def create_login_session(
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class TokenOwner:
+    """The user behind an unexpired login session, and whether their tenant is active."""
+
+    user_id: str
+    tenant_id: str | None
+    email: str
+    name: str
+    color: str | None
+    tenant_active: bool
+
+
 async def resolve_login_session(
     db: AsyncSession, token_hash: str, *, now: datetime | None = None
-) -> tuple[User, dict[str, Any]] | None:
-    """The user behind an unexpired login session, or None if unknown or expired."""
-    row = await db.get(LoginSession, token_hash)
-    if row is None or row.expire <= (now or utcnow()):
+) -> TokenOwner | None:
+    """The user behind an unexpired login session, or None if unknown, expired or orphaned.
+
+    One statement (login session, user and tenant joined): it runs for every request and every
+    websocket join.
+    """
+    user_id = LoginSession.sess["user_id"].as_string()
+    row = (
+        await db.execute(
+            select(User.id, User.tenant_id, User.email, User.name, User.color, Tenant.is_active)
+            .select_from(LoginSession)
+            .join(User, User.id == user_id)
+            .outerjoin(Tenant, Tenant.id == User.tenant_id)
+            .where(LoginSession.sid == token_hash, LoginSession.expire > (now or utcnow()))
+        )
+    ).first()
+    if row is None:
         return None
-    user_id = row.sess.get("user_id") if isinstance(row.sess, dict) else None
-    if not isinstance(user_id, str):
-        return None
-    user = await db.get(User, user_id)
-    if user is None:
-        return None
-    return user, row.sess
+    uid, tenant_id, email, name, color, tenant_active = row
+    return TokenOwner(uid, tenant_id, email, name, color, tenant_active is not False)
 
 
 async def purge_expired_login_sessions(db: AsyncSession, *, now: datetime | None = None) -> int:
