@@ -138,6 +138,12 @@ async def run_scenario(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
         if scenario.kind == "idle":
             idle_raw = await _idle_memory(monitor, before)
         start_at = time.monotonic() + _START_DELAY
+        logger.info(
+            "connected in %.1f s; edit phase starts in %.1f s and lasts %.0f s",
+            monitor.marks["connected"] - monitor.marks["connect"],
+            _START_DELAY,
+            scenario.duration,
+        )
         if config.profile_seconds > 0 and target.pid:
             profile = asyncio.create_task(
                 _profile(
@@ -152,6 +158,7 @@ async def run_scenario(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
         monitor.marks["edit_start"] = start_at
         sent_parts = await asyncio.gather(*(h.run(start_at) for h in handles))
         monitor.mark("edit_end")
+        logger.info("edit phase over; draining (at most %.0f s)", config.drain_timeout)
         sent: dict[int, int] = {}
         for counts in sent_parts:
             sent.update(counts)
@@ -251,8 +258,7 @@ async def _profile(
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     path = (
-        out_dir
-        / f"profile-{scenario.name}-{scenario.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out_dir / f"profile-{scenario.name}-{scenario.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
         f".{_PROFILE_SUFFIX[profile_format]}"
     )
     proc = await asyncio.create_subprocess_exec(

@@ -10,7 +10,7 @@ import inspect
 import logging
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Self
@@ -182,18 +182,35 @@ class Broker(ABC):
         Raises :class:`BrokerUnavailable` if the backend is down or the call takes longer than
         the publish timeout; the message may then be lost, and receivers will see a gap.
         """
+        await self.publish_many(channel, [(kind, payload)])
+
+    async def publish_many(self, channel: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Send several ``(kind, payload)`` messages on ``channel``, in order, as one send.
+
+        Like :meth:`publish` called for each in turn, but a backend that can sends them in one
+        round trip: a busy document then never waits a round trip per message. On failure any
+        of them may be lost (receivers see a gap).
+        """
         self._check_running()
         validate_channel(channel)
-        validate_kind(kind)
-        if not isinstance(payload, bytes):
-            raise TypeError("payload must be bytes")
+        for kind, payload in messages:
+            validate_kind(kind)
+            if not isinstance(payload, bytes):
+                raise TypeError("payload must be bytes")
+        if not messages:
+            return
         try:
             lock = self._publish_locks[zlib.crc32(channel.encode()) % PUBLISH_LOCK_STRIPES]
             async with asyncio.timeout(self._publish_timeout), lock:
-                seq = self._next_seq.get(channel, 0) + 1
+                seq = self._next_seq.get(channel, 0)
+                frames = []
+                for kind, payload in messages:
+                    seq += 1
+                    frames.append(
+                        encode_envelope(Envelope(channel, self._node_id, seq, kind, payload))
+                    )
                 self._next_seq[channel] = seq
-                envelope = Envelope(channel, self._node_id, seq, kind, payload)
-                await self._send(channel, encode_envelope(envelope))
+                await self._send_many(channel, frames)
         except TimeoutError as exc:
             self._publish_timed_out()
             raise BrokerUnavailable(
@@ -302,6 +319,11 @@ class Broker(ABC):
     @abstractmethod
     async def _send(self, channel: str, frame: bytes) -> None:
         """Transmit one frame; raise :class:`BrokerUnavailable` on backend failure."""
+
+    async def _send_many(self, channel: str, frames: Sequence[bytes]) -> None:
+        """Transmit frames in order (a backend may override this to batch them)."""
+        for frame in frames:
+            await self._send(channel, frame)
 
     @abstractmethod
     async def _backend_subscribe(self, channel: str, *, first: bool) -> None:

@@ -153,7 +153,7 @@ class _Reader:
     __slots__ = ("_data", "_pos")
 
     def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
+        self._data = bytes(data)
         self._pos = 0
 
     def byte(self) -> int:
@@ -164,6 +164,10 @@ class _Reader:
         return value
 
     def varuint(self) -> int:
+        pos = self._pos
+        if pos < len(self._data) and self._data[pos] < 0x80:  # one byte: every length here
+            self._pos = pos + 1
+            return self._data[pos]
         value = 0
         for index in range(_MAX_VARUINT_BYTES):
             byte = self.byte()
@@ -181,7 +185,7 @@ class _Reader:
         end = self._pos + length
         if end > len(self._data):
             raise MalformedFrame("truncated frame")
-        value = bytes(self._data[self._pos : end])
+        value = self._data[self._pos : end]
         self._pos = end
         return value
 

@@ -50,6 +50,8 @@ CONTROL = "control"
 # Outgoing messages a room may queue while the broker is slow; past this they are dropped and
 # the peers are resynced instead.
 OUTBOX_LIMIT = 10_000
+# The most messages one send to the broker carries.
+SEND_BATCH = 256
 # Messages that arrive between subscribing and the document being loaded.
 EARLY_LIMIT = 10_000
 # While a sent message may have been lost, ask the peers to resync this often.
@@ -153,18 +155,31 @@ class RoomLink:
                     if self._maybe_lost and self._broker.healthy:
                         self.request_sync()
                 continue
-            kind, user_id, payload = self._outbox.popleft()
-            if kind == UPDATE:
-                payload = self._coalesce(user_id, payload)
+            # Everything queued goes out in one send: a busy document never waits a round
+            # trip per message (that made its queue, and its latency, grow without bound).
+            messages, syncs = self._take_outbox()
             try:
-                await self._broker.publish(self.channel, kind, self._frame(kind, user_id, payload))
+                await self._broker.publish_many(self.channel, messages)
             except BrokerError as exc:
                 logger.warning("publish to %s failed (%s); will resync", self.channel, exc)
                 self._outbox.clear()
                 self._maybe_lost = True
                 continue
-            if kind == SYNC_REQUEST:
+            if syncs:
                 self._maybe_lost = False
+
+    def _take_outbox(self) -> tuple[list[tuple[str, bytes]], bool]:
+        """Up to :data:`SEND_BATCH` framed messages from the outbox, in order (consecutive
+        updates of one user merged), and whether a sync-request is among them."""
+        messages: list[tuple[str, bytes]] = []
+        syncs = False
+        while self._outbox and len(messages) < SEND_BATCH:
+            kind, user_id, payload = self._outbox.popleft()
+            if kind == UPDATE:
+                payload = self._coalesce(user_id, payload)
+            syncs = syncs or kind == SYNC_REQUEST
+            messages.append((kind, self._frame(kind, user_id, payload)))
+        return messages, syncs
 
     def _coalesce(self, user_id: str, first: bytes) -> bytes:
         """Merge the queued updates of the same user that follow ``first`` into one."""

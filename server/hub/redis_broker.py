@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -137,10 +138,13 @@ class RedisBroker(Broker):
         return self._subscriber.healthy and self._pub_ok
 
     async def _send(self, channel: str, frame: bytes) -> None:
+        await self._send_many(channel, [frame])
+
+    async def _send_many(self, channel: str, frames: Sequence[bytes]) -> None:
         if self._pipeline is None:
             raise BrokerUnavailable("broker is not started")
         try:
-            await self._pipeline.publish(self._raw(channel), frame)
+            await self._pipeline.publish_many(self._raw(channel), frames)
         except (RedisError, OSError) as exc:
             self._set_pub_ok(False, exc)
             raise BrokerUnavailable(f"Redis at {self._where} is unavailable: {exc}") from exc

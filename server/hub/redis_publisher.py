@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -61,15 +62,24 @@ class PipelinedPublisher:
 
     async def publish(self, channel: bytes, message: bytes) -> None:
         """PUBLISH ``message`` on ``channel``, in the next pipeline; returns once Redis took it."""
+        await self.publish_many(channel, [message])
+
+    async def publish_many(self, channel: bytes, messages: Sequence[bytes]) -> None:
+        """PUBLISH each of ``messages`` on ``channel``, in order; returns once Redis took all."""
         if self._task is None:
             raise ConnectionError("the publisher is not running")
-        if not self._queue or len(self._queue[-1].commands) >= MAX_BATCH:
-            self._queue.append(_Batch(asyncio.get_running_loop().create_future()))
-            self._wakeup.set()
-        batch = self._queue[-1]
-        batch.commands.append((channel, message))
+        batches: list[_Batch] = []
+        for message in messages:
+            if not self._queue or len(self._queue[-1].commands) >= MAX_BATCH:
+                self._queue.append(_Batch(asyncio.get_running_loop().create_future()))
+                self._wakeup.set()
+            batch = self._queue[-1]
+            batch.commands.append((channel, message))
+            if not batches or batches[-1] is not batch:
+                batches.append(batch)
         # Shielded: a caller that gives up (a timeout) must not cancel the others' pipeline.
-        await asyncio.shield(batch.done)
+        for batch in batches:
+            await asyncio.shield(batch.done)
 
     async def _run(self) -> None:
         while True:

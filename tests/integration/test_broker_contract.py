@@ -187,6 +187,26 @@ async def test_concurrent_publishes_keep_seq_in_delivery_order(
     assert not any(item.gap for item in inbox.items)
 
 
+async def test_publish_many_keeps_order_and_seq_with_single_publishes(
+    nodes: tuple[Broker, Broker],
+) -> None:
+    a, b = nodes
+    inbox = Inbox()
+    await b.subscribe("batched", inbox)
+
+    await a.publish("batched", "update", b"0")
+    # More than one Redis pipeline holds, mixed kinds, interleaved with single publishes.
+    batch = [("update" if i % 3 else "awareness", str(i).encode()) for i in range(1, 700)]
+    await asyncio.gather(a.publish_many("batched", batch), a.publish("batched", "update", b"after"))
+    await a.publish_many("batched", [])  # nothing to send is fine
+
+    await inbox.wait_for_count(701)
+    assert inbox.payloads == [b"0", *(p for _, p in batch), b"after"]
+    assert [item.kind for item in inbox.items[1:700]] == [k for k, _ in batch]
+    assert [item.seq for item in inbox.items] == list(range(1, 702))
+    assert not any(item.gap for item in inbox.items)
+
+
 async def test_seq_counts_per_channel(nodes: tuple[Broker, Broker]) -> None:
     a, b = nodes
     inbox = Inbox()
