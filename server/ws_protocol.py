@@ -119,6 +119,14 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         extensions[DIRECT_EXTENSION] = self.direct
         await super().run_asgi()
 
+    async def send(self, message: Any) -> None:
+        """ASGI send; once the handshake is answered its request and response are let go (an
+        idle connection should hold as little as possible)."""
+        await super().send(message)
+        if self.handshake_complete:
+            self.__dict__.pop("request", None)
+            self.__dict__.pop("response", None)
+
     def send_receive_event_to_app(self) -> None:
         """Hand a complete message to the receiver callback, or to ASGI receive without one."""
         receiver = self.direct.receiver

@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -54,9 +55,6 @@ class _Close:
     code: int
     reason: str
 
-
-# Ends the sender without a close handshake (the transport closed the socket itself).
-_STOP = _Close(0, "")
 
 Outgoing = str | bytes | WireMessage | Deferred | _Close
 
@@ -98,12 +96,18 @@ class ClientConnection:
         self.yjs_client_ids: set[int] = set()
         self.cursor: dict[str, int] | None = None
         self.direct = direct
-        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=send_queue_limit)
-        # True while the sender task is writing an item it took from the queue.
-        self._sending = False
+        self._limit = send_queue_limit
+        # Messages waiting for the sender, created on first use: on a direct transport most
+        # connections never queue anything (an idle one should cost as little as possible).
+        self._queue: deque[Outgoing] | None = None
+        # The task writing the queue, while there is something to write.
         self._sender: asyncio.Task[None] | None = None
         self._closing = False
         self.close_code: int | None = None
+        # Set when the connection must end even though its socket may never say so (a write
+        # stuck on a client that stopped reading, or a bug in the sender); see ``ended``.
+        self._ended = False
+        self._ended_future: asyncio.Future[None] | None = None
 
     @property
     def user_id(self) -> str:
@@ -128,19 +132,14 @@ class ClientConnection:
         direct = self.direct
         if (
             direct is not None
-            and not self._sending
-            and self._queue.empty()
+            and self._sender is None
             and not isinstance(message, Deferred | _Close)
         ):
             if not isinstance(message, WireMessage):
                 message = WireMessage(message)
             if direct.write(message):
                 return
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
-            logger.warning("closing slow client %s: send queue full", self.id)
-            self._force_close(CloseCode.TRY_AGAIN_LATER, "too slow: send queue overflowed")
+        self._enqueue(message)
 
     def send_json(self, message: dict[str, Any]) -> None:
         """Queue a JSON protocol message."""
@@ -152,10 +151,20 @@ class ClientConnection:
             return
         self._closing = True
         self.close_code = code
-        try:
-            self._queue.put_nowait(_Close(code, reason))
-        except asyncio.QueueFull:
-            self._force_close(code, reason)
+        self._enqueue(_Close(code, reason))
+
+    def _enqueue(self, message: Outgoing) -> None:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= self._limit:
+            logger.warning("closing slow client %s: send queue full", self.id)
+            self._force_close(CloseCode.TRY_AGAIN_LATER, "too slow: send queue overflowed")
+            return
+        queue.append(message)
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._drain(queue), name=f"sender-{self.id}")
+            self._sender.add_done_callback(self._sender_done)
 
     def _force_close(self, code: int, reason: str) -> None:
         """Close at once, dropping what is queued (a slow consumer, or a close with no room).
@@ -163,37 +172,66 @@ class ClientConnection:
         The sender may be stuck in a write that waits for the client to read, perhaps forever:
         a direct transport closes the socket itself (the close frame goes out behind what is
         already buffered; a client that reads nothing is aborted); on the ASGI path the stuck
-        write is cancelled, which ends the connection.
+        write is cancelled and the connection ends.
         """
         self._closing = True
         self.close_code = code
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        if self._queue is not None:
+            self._queue.clear()
         if self.direct is not None:
             self.direct.drop(code, reason)
-            self._queue.put_nowait(_STOP)
             return
-        self._queue.put_nowait(_Close(code, reason))
-        if self._sending and self._sender is not None:
+        if self._sender is not None:
             self._sender.cancel()
+        self._end()
 
-    def start_sender(self) -> asyncio.Task[None]:
-        """Start the task that writes queued messages (once per connection)."""
-        if self._sender is None:
-            self._sender = asyncio.create_task(self.run_sender(), name=f"sender-{self.id}")
-        return self._sender
+    def _end(self) -> None:
+        self._ended = True
+        if self._ended_future is not None and not self._ended_future.done():
+            self._ended_future.set_result(None)
 
-    async def run_sender(self) -> None:
-        """Write queued messages to the socket in order until a close is sent or the socket dies."""
+    def ended(self) -> asyncio.Future[None]:
+        """Resolves when the server ends this connection without the socket closing."""
+        if self._ended_future is None:
+            self._ended_future = asyncio.get_running_loop().create_future()
+            if self._ended:
+                self._ended_future.set_result(None)
+        return self._ended_future
+
+    async def _drain(self, queue: deque[Outgoing]) -> None:
+        """Write queued messages to the socket in order until none is left, a close is sent or
+        the socket dies."""
         ws = self.websocket
-        while True:
-            item = await self._queue.get()
-            self._sending = True
-            try:
-                if not await self._write(ws, item):
-                    return
-            finally:
-                self._sending = False
+        while queue:
+            if not await self._write(ws, queue.popleft()):
+                queue.clear()
+                self._closing = True
+                return
+
+    def _sender_done(self, task: asyncio.Task[None]) -> None:
+        self._sender = None
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            # A bug, not bad input: this connection ends, the document and others carry on.
+            logger.error("sending to connection %s failed", self.id, exc_info=error)
+            self._closing = True
+            self._end()
+        elif self._queue:
+            # Queued while the last write was finishing (a close frame, say): keep going.
+            self._sender = asyncio.create_task(self._drain(self._queue), name=f"sender-{self.id}")
+            self._sender.add_done_callback(self._sender_done)
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until what is queued, a close frame included, is
+        written; then stop writing."""
+        sender = self._sender
+        if sender is None:
+            return
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(sender), timeout)
+        sender.cancel()
 
     async def _write(self, ws: WebSocket, item: Outgoing) -> bool:
         """Send one queued item; False once the connection is done (closed or broken)."""
@@ -209,8 +247,6 @@ class ClientConnection:
             if resolved is None:
                 return True
             item = resolved
-        if item is _STOP:
-            return False
         if isinstance(item, _Close):
             if ws.application_state == WebSocketState.CONNECTED:
                 # The peer may already be gone; then there is nothing left to tell it.

@@ -42,7 +42,7 @@ async def collaboration_socket(websocket: WebSocket) -> None:
     services = services_of(websocket)
     await websocket.accept()
     try:
-        principal, session_id, role, members = await _admit(websocket, services)
+        principal, session_id, role = await _admit(websocket, services)
     except CloseConnection as exc:
         await _close(websocket, exc.code, exc.reason)
         return
@@ -67,7 +67,10 @@ async def collaboration_socket(websocket: WebSocket) -> None:
         if not room.active:
             await _close(websocket, CloseCode.SESSION_INACTIVE, "the session is not active")
             return
-        room.set_roster(members)
+        if not room.roster_loaded:
+            async with services.sessions() as db:
+                room.set_roster(await member_roster(db, session_id))
+        room.note_member(principal.user_id, principal.name, principal.color, role)
         room.add(conn)
         hub.presence.mark(session_id, principal.user_id)
         requested = websocket.query_params.get("protocol")
@@ -75,23 +78,20 @@ async def collaboration_socket(websocket: WebSocket) -> None:
             _start(room, conn, WireProtocol.JSON)
         elif requested == "yjs":
             _start(room, conn, WireProtocol.YJS)
-        sender = conn.start_sender()
         receiver = asyncio.create_task(
-            _receive_loop(room, conn, settings.max_frame_bytes),
-            name=f"receiver-{conn.id}",
+            _receive_loop(room, conn, settings.max_frame_bytes), name=f"receiver-{conn.id}"
         )
-        done, _pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        if receiver in done and not sender.done() and conn.is_closing:
-            # Let the queued close frame go out before stopping the sender.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(sender), timeout=2.0)
-        for task in (sender, receiver):
-            task.cancel()
-        for result in await asyncio.gather(sender, receiver, return_exceptions=True):
-            if isinstance(result, Exception):
-                # A bug, not bad input: this connection ends, the document and others carry on.
-                logger.error("connection %s failed", conn.id, exc_info=result)
-                await _close(websocket, CloseCode.INTERNAL_ERROR, "internal server error")
+        ended = conn.ended()
+        await asyncio.wait({receiver, ended}, return_when=asyncio.FIRST_COMPLETED)
+        # Let a queued close frame go out; anything else left unsent is for a client gone.
+        await conn.flush(timeout=2.0 if receiver.done() and conn.is_closing else 0.0)
+        receiver.cancel()
+        ended.cancel()
+        (result,) = await asyncio.gather(receiver, return_exceptions=True)
+        if isinstance(result, Exception):
+            # A bug, not bad input: this connection ends, the document and others carry on.
+            logger.error("connection %s failed", conn.id, exc_info=result)
+            await _close(websocket, CloseCode.INTERNAL_ERROR, "internal server error")
     finally:
         if direct is not None:
             direct.set_receiver(None)
@@ -100,11 +100,9 @@ async def collaboration_socket(websocket: WebSocket) -> None:
         hub.release(room)
 
 
-async def _admit(
-    websocket: WebSocket, services: Services
-) -> tuple[Principal, str, str, list[dict[str, str | None]]]:
-    """Who joins which session with what role: three statements in one database session
-    (token owner; session and membership; the roster), four when the user becomes a member."""
+async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, str, str]:
+    """Who joins which session with what role: two statements in one database session (token
+    owner; session and membership), three when the user becomes a member."""
     token = extract_token(websocket)
     if token is None:
         raise CloseConnection(
@@ -132,8 +130,7 @@ async def _admit(
                 db, session_id=admission.session_id, user_id=principal.user_id
             )
             role = member.role
-        members = await member_roster(db, admission.session_id)
-        return principal, admission.session_id, role or "VIEWER", members
+        return principal, admission.session_id, role or "VIEWER"
 
 
 def _start(room: Room, conn: ClientConnection, protocol: WireProtocol) -> None:

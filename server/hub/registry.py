@@ -286,6 +286,8 @@ class Hub:
             role = str(message["role"])
             if user_id in room.roster:
                 room.roster[user_id]["role"] = role
+            else:
+                room.invalidate_roster()  # a new member: their name and color are not here
             for conn in room.connections_of(user_id):
                 conn.role = role
                 if conn.protocol is WireProtocol.JSON:
@@ -315,6 +317,7 @@ class Hub:
     async def _revalidate_connections(self) -> None:
         """Apply control events that may have been missed: roles, removals, deactivation."""
         for session_id, room in list(self.rooms.items()):
+            room.invalidate_roster()  # membership may have changed while events were missed
             async with self._sessions() as db:
                 row = await get_session_by_id(db, session_id)
                 if row is None or not row.is_active:

@@ -99,8 +99,10 @@ class Room:
         self._log: deque[tuple[int, EditOp]] = deque(maxlen=OP_LOG_LIMIT)
         self.connections: set[ClientConnection] = set()
         self.awareness: dict[int, AwarenessState] = {}
-        # Members as last read from the database (refreshed on every join), by user id.
+        # The session's members by user id: read from the database at the first join, then
+        # kept current by joins and control events (re-read after :meth:`invalidate_roster`).
         self.roster: dict[str, dict[str, str | None]] = {}
+        self.roster_loaded = False
         # Yjs updates applied during this event-loop tick, broadcast together at its end.
         self._outgoing: list[tuple[bytes, ClientConnection | None]] = []
         self._writer = writer
@@ -134,8 +136,18 @@ class Room:
         return [op for _, op in newest_first][::-1]
 
     def set_roster(self, members: Iterable[dict[str, str | None]]) -> None:
-        """Replace the member roster (read from the database at a join)."""
+        """Replace the member roster (as read from the database)."""
         self.roster = {str(m["user_id"]): m for m in members}
+        self.roster_loaded = True
+
+    def note_member(self, user_id: str, name: str, color: str, role: str) -> None:
+        """Record a member as of their join (new members are appended, like the database's
+        join order)."""
+        self.roster[user_id] = {"user_id": user_id, "name": name, "color": color, "role": role}
+
+    def invalidate_roster(self) -> None:
+        """The roster may miss a change (e.g. a member added elsewhere): re-read it next join."""
+        self.roster_loaded = False
 
     def connections_of(self, user_id: str) -> list[ClientConnection]:
         """This user's open connections in the room."""

@@ -30,6 +30,33 @@ async def test_welcome_carries_content_rev_role_and_members(
         assert [m["user_id"] for m in welcome["members"]] == [alice.user_id]
 
 
+async def test_the_roster_follows_members_added_and_removed_while_the_room_is_open(
+    server: ServerProcess, team: list[Account]
+) -> None:
+    alice, bob, carol = team
+    session = await create_session(server, alice, "Hello")
+    async with JsonClient(server.ws_base, session["share_token"], alice.token):
+        # The room is loaded (and its roster read); members change over REST meanwhile.
+        await grant(server, alice, session["id"], bob, "VIEWER")
+        await grant(server, alice, session["id"], carol)
+        async with JsonClient(server.ws_base, session["share_token"], carol.token) as c:
+            assert c.welcome is not None
+            members = {m["user_id"]: m for m in c.welcome["members"]}
+            assert set(members) == {alice.user_id, bob.user_id, carol.user_id}
+            assert members[bob.user_id]["role"] == "VIEWER"
+            assert not members[bob.user_id]["online"] and members[alice.user_id]["online"]
+        await grant(server, alice, session["id"], bob, "EDITOR")
+        response = await call(
+            server, alice, "DELETE", f"/api/sessions/{session['id']}/members/{carol.user_id}"
+        )
+        assert response.status_code in (200, 204), response.text
+        async with JsonClient(server.ws_base, session["share_token"], bob.token) as b:
+            assert b.welcome is not None
+            members = {m["user_id"]: m for m in b.welcome["members"]}
+            assert set(members) == {alice.user_id, bob.user_id}
+            assert members[bob.user_id]["role"] == "EDITOR" == b.welcome["role"]
+
+
 async def test_edits_fan_out_and_are_acked(server: ServerProcess, team: list[Account]) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "Hello")

@@ -23,6 +23,7 @@ from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryWriter
 from storage.repositories.collaboration import create_session, get_session_by_id
 from tests.support.accounts import create_accounts
+from tests.support.transports import RecordingTransport
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -171,13 +172,14 @@ async def test_without_json_clients_no_op_log_is_kept(
 
 
 def json_listener() -> ClientConnection:
-    """A JSON connection that only collects what it is sent (no socket)."""
+    """A JSON connection that only collects what it is sent."""
     conn = ClientConnection(
         None,  # type: ignore[arg-type]
         Principal("listener", "t", "l@example.test", "Listener", "#3B82F6"),
         "VIEWER",
         send_queue_limit=1024,
         rate_limit=TokenBucket(100, 100),
+        direct=RecordingTransport(),
     )
     conn.protocol = WireProtocol.JSON
     return conn

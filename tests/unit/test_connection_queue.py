@@ -1,4 +1,5 @@
-"""A connection's outgoing queue is bounded: a client that cannot keep up is closed with 1013."""
+"""A connection's outgoing path: direct writes while nothing waits, an ordered bounded queue
+otherwise, and a client that cannot keep up closed with 1013."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import pytest
 from server.auth import Principal
 from server.hub.connection import ClientConnection, Deferred
 from server.hub.ratelimit import TokenBucket
+from tests.support.transports import RecordingTransport
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 class StuckSocket:
-    """A websocket whose peer stopped reading: every send blocks until released."""
+    """A websocket (ASGI path) whose peer stopped reading: every send blocks until released."""
 
     def __init__(self) -> None:
         from starlette.websockets import WebSocketState
@@ -37,7 +39,9 @@ class StuckSocket:
         self.closed = (code, reason)
 
 
-def connection(socket: StuckSocket, limit: int = 16) -> ClientConnection:
+def connection(
+    socket: StuckSocket, limit: int = 16, direct: RecordingTransport | None = None
+) -> ClientConnection:
     principal = Principal("u", "t", "u@example.test", "U", "#3B82F6")
     return ClientConnection(
         socket,  # type: ignore[arg-type]
@@ -45,42 +49,40 @@ def connection(socket: StuckSocket, limit: int = 16) -> ClientConnection:
         "EDITOR",
         send_queue_limit=limit,
         rate_limit=TokenBucket(100, 100),
+        direct=direct,
     )
 
 
-async def test_overflow_closes_with_1013_and_drops_the_backlog() -> None:
+async def test_overflow_closes_with_1013_drops_the_backlog_and_ends_a_stuck_connection() -> None:
     socket = StuckSocket()
     conn = connection(socket)
-    sender = asyncio.create_task(conn.run_sender())
     for i in range(100):
         conn.send(f"message {i}")
     assert conn.is_closing and conn.close_code == 1013
+    # The write stuck on the client was given up: the connection ends without its socket.
+    await asyncio.wait_for(conn.ended(), 5)
     socket.release.set()
-    await asyncio.wait_for(sender, 5)
-    # At most the one message that was already being written got out; then the close.
-    assert len(socket.sent) <= 1
-    assert socket.closed is not None and socket.closed[0] == 1013
-    assert "slow" in socket.closed[1]
+    await conn.flush(5)
+    assert socket.sent == []
 
 
 async def test_within_the_limit_everything_is_delivered_in_order() -> None:
     socket = StuckSocket()
     socket.release.set()
     conn = connection(socket)
-    sender = asyncio.create_task(conn.run_sender())
     for i in range(15):  # the close takes the 16th place
         conn.send(f"m{i}")
     conn.close(1000, "done")
-    await asyncio.wait_for(sender, 5)
+    await conn.flush(5)
     assert socket.sent == [f"m{i}" for i in range(15)]
     assert socket.closed == (1000, "done")
+    assert not conn.ended().done()  # it ends the ordinary way, when the socket closes
 
 
 async def test_a_deferred_ack_holds_back_later_messages() -> None:
     socket = StuckSocket()
     socket.release.set()
     conn = connection(socket)
-    sender = asyncio.create_task(conn.run_sender())
     committed: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
     conn.send(Deferred(committed, on_result=lambda ids: f"ack {ids}", on_error=lambda e: "err"))
     conn.send("op rev 2")
@@ -88,5 +90,46 @@ async def test_a_deferred_ack_holds_back_later_messages() -> None:
     assert socket.sent == []
     committed.set_result([7])
     conn.close(1000, "done")
-    await asyncio.wait_for(sender, 5)
+    await conn.flush(5)
     assert socket.sent == ["ack [7]", "op rev 2"]
+
+
+async def test_a_direct_transport_is_written_at_once_while_nothing_waits() -> None:
+    socket, direct = StuckSocket(), RecordingTransport()
+    conn = connection(socket, direct=direct)
+    conn.send(b"\x00\x02update")
+    conn.send_json({"type": "pong"})
+    assert direct.written == [b"\x00\x02update", '{"type":"pong"}']
+    assert socket.sent == []
+
+
+async def test_once_something_waits_later_messages_queue_behind_it_in_order() -> None:
+    socket, direct = StuckSocket(), RecordingTransport()
+    conn = connection(socket, direct=direct)
+    direct.full = True  # the transport's buffer is above its high-water mark
+    conn.send("first")
+    direct.full = False
+    conn.send("second")  # writable again, but "first" is still waiting: it must not overtake
+    committed: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+    conn.send(Deferred(committed, on_result=lambda ids: "ack", on_error=lambda e: "err"))
+    conn.send("after the ack")
+    socket.release.set()
+    await asyncio.sleep(0.01)
+    assert socket.sent == ["first", "second"] and direct.written == []
+    committed.set_result([1])
+    await conn.flush(5)
+    assert socket.sent == ["first", "second", "ack", "after the ack"]
+    conn.send("direct again")  # nothing waits any more
+    assert direct.written == ["direct again"]
+
+
+async def test_overflow_on_a_direct_transport_drops_the_socket() -> None:
+    socket, direct = StuckSocket(), RecordingTransport()
+    conn = connection(socket, direct=direct)
+    direct.full = True
+    for i in range(100):
+        conn.send(f"m{i}")
+    assert direct.dropped is not None and direct.dropped[0] == 1013
+    assert conn.is_closing and conn.close_code == 1013
+    conn.send("ignored")
+    await conn.flush(0)

@@ -11,6 +11,7 @@ from server.hub import room as room_module
 from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.ratelimit import TokenBucket
 from server.hub.room import Room
+from tests.support.transports import RecordingTransport
 
 
 class NoWriter:
@@ -25,14 +26,20 @@ class NoWriter:
 
 def json_connection(user: str) -> ClientConnection:
     conn = ClientConnection(
-        None,  # type: ignore[arg-type]  # nothing is sent through the socket in these tests
+        None,  # type: ignore[arg-type]  # everything goes through the recorder
         Principal(user, "t", f"{user}@example.test", user, "#3B82F6"),
         "EDITOR",
         send_queue_limit=64,
         rate_limit=TokenBucket(100, 100),
+        direct=RecordingTransport(),
     )
     conn.protocol = WireProtocol.JSON
     return conn
+
+
+def written(conn: ClientConnection) -> list[bytes | str]:
+    assert isinstance(conn.direct, RecordingTransport)
+    return conn.direct.written
 
 
 def make_room() -> Room:
@@ -55,7 +62,7 @@ def test_a_client_cannot_overwrite_another_clients_state_or_go_back_in_time() ->
     assert not room.update_awareness(ana, "ana", [AwarenessEntry(7, 1, {"cursor": 0})])
     assert room.awareness[7].state == {"cursor": 1}
     # Ben was told about Ana's state; Ana was not echoed her own.
-    assert ben._queue.qsize() == 1 and ana._queue.qsize() == 0
+    assert len(written(ben)) == 1 and written(ana) == []
 
 
 def test_silent_peer_states_expire_and_json_states_are_renewed(

@@ -1,0 +1,26 @@
+"""A stand-in for the direct websocket transport, for tests of the hub without sockets."""
+
+from __future__ import annotations
+
+from server.hub.wire import Receiver, WireMessage
+
+
+class RecordingTransport:
+    """Takes every write while ``full`` is unset (a transport whose buffer has room)."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self.written: list[bytes | str] = []
+        self.dropped: tuple[int, str] | None = None
+
+    def write(self, message: WireMessage) -> bool:
+        if self.full or self.dropped is not None:
+            return False
+        self.written.append(message.data)
+        return True
+
+    def set_receiver(self, receiver: Receiver | None) -> None:
+        raise AssertionError("the hub under test does not read through the transport")
+
+    def drop(self, code: int, reason: str) -> None:
+        self.dropped = (code, reason)
