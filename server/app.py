@@ -31,6 +31,7 @@ from server.services import Services
 from server.settings import Settings
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryWriter
+from storage.sqlite_batch import sqlite_file_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> Starlette:
                     linger_seconds=settings.history_flush_ms / 1000,
                     merge=merge_updates,
                     fold=fold_updates,
+                    sqlite_file=sqlite_file_of(settings.database_url),
                 ) as writer,
                 PresenceTracker(sessions, interval=settings.presence_debounce_seconds) as presence,
                 Hub(

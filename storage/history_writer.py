@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, insert, select
@@ -29,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.base import utcnow
 from storage.models import CollaborationSession, DocumentUpdate, EditHistory
 from storage.repositories.collaboration import save_document
+from storage.sqlite_batch import SqliteBatchInserter
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +92,12 @@ class HistoryWriter:
         max_backoff_seconds: float = 5.0,
         compact_after_rows: int = COMPACT_AFTER_ROWS,
         compact_after_seconds: float = COMPACT_AFTER_SECONDS,
+        sqlite_file: str | None = None,
     ) -> None:
+        """``sqlite_file``: the database is this SQLite file; write batches to it directly
+        (:mod:`storage.sqlite_batch`) instead of through ``sessions``."""
         self._sessions = sessions
+        self._inserter = SqliteBatchInserter(sqlite_file) if sqlite_file else None
         self._merge = merge
         self._fold = fold
         self._linger = linger_seconds
@@ -113,14 +120,20 @@ class HistoryWriter:
         self.failures = 0
 
     async def __aenter__(self) -> HistoryWriter:
+        if self._inserter is not None:
+            await self._inserter.__aenter__()
         self._task = asyncio.create_task(self._run(), name="history-writer")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._closing = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        try:
+            if self._task is not None:
+                await self._task
+        finally:
+            if self._inserter is not None:
+                await self._inserter.__aexit__(None, None, None)
 
     def submit(
         self, session_id: str, entries: list[HistoryEntry], update: bytes | None
@@ -228,7 +241,7 @@ class HistoryWriter:
     async def _commit(self, batch: _Batch) -> None:
         try:
             ids = await self._write(batch.pending, batch.updates)
-        except IntegrityError:
+        except (IntegrityError, sqlite3.IntegrityError):
             # Most likely a session deleted while its edits waited: drop those, keep the rest.
             gone = await self._missing_sessions(batch)
             if not gone:
@@ -257,9 +270,42 @@ class HistoryWriter:
     async def _write(
         self, pending: list[_Pending], updates: dict[str, list[bytes]]
     ) -> list[list[int]]:
+        now = utcnow()
+        entries = [e for item in pending for e in item.entries]
+        merged = [(session_id, self._merge(chunks), now) for session_id, chunks in updates.items()]
+        if self._inserter is not None:
+            ids = await self._inserter.insert(
+                [
+                    (
+                        e.session_id,
+                        e.user_id,
+                        e.operation,
+                        e.content_before,
+                        e.content_after,
+                        e.node_id,
+                        now,
+                    )
+                    for e in entries
+                ],
+                merged,
+            )
+        else:
+            ids = await self._write_with_sqlalchemy(entries, merged, now)
+        per_item: list[list[int]] = []
+        start = 0
+        for item in pending:
+            per_item.append(ids[start : start + len(item.entries)])
+            start += len(item.entries)
+        return per_item
+
+    async def _write_with_sqlalchemy(
+        self,
+        entries: list[HistoryEntry],
+        updates: list[tuple[str, bytes, datetime]],
+        now: datetime,
+    ) -> list[int]:
         async with self._sessions() as db, db.begin():
             # Multi-row INSERTs (no ORM unit of work: this is the hot path).
-            now = utcnow()
             params = [
                 {
                     "session_id": e.session_id,
@@ -270,26 +316,20 @@ class HistoryWriter:
                     "node_id": e.node_id,
                     "created_at": now,
                 }
-                for item in pending
-                for e in item.entries
+                for e in entries
             ]
             ids: list[int] = []
             if params:
                 ids = await _insert_history_rows(db, params)
             if updates:
                 await db.execute(
-                    insert(DocumentUpdate),
+                    insert(cast(Table, DocumentUpdate.__table__)),
                     [
-                        {"session_id": session_id, "data": self._merge(chunks), "created_at": now}
-                        for session_id, chunks in updates.items()
+                        {"session_id": session_id, "data": data, "created_at": created_at}
+                        for session_id, data, created_at in updates
                     ],
                 )
-        per_item: list[list[int]] = []
-        start = 0
-        for item in pending:
-            per_item.append(ids[start : start + len(item.entries)])
-            start += len(item.entries)
-        return per_item
+        return ids
 
     async def _compact_due(self) -> None:
         for session_id in self._due_compactions():

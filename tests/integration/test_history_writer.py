@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +15,48 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crdt import EditOp, PromptDocument
 from crdt.merge import fold_updates, merge_updates
+from storage.base import utcnow
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryEntry, HistoryWriter, SessionGoneError
 from storage.models import CollaborationSession, DocumentUpdate, EditHistory
 from storage.repositories.collaboration import create_session, load_document
+from storage.sqlite_batch import sqlite_file_of
 from tests.support.accounts import create_accounts
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite-direct",
+        "sqlite-sqlalchemy",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def write_path(request: pytest.FixtureRequest) -> str:
+    """How batches reach the database: SQLite's own inserter, or SQLAlchemy (both dialects)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(write_path: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Overrides the shared fixture: the dialect follows :func:`write_path`."""
+    if write_path.startswith("sqlite"):
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def writer_for(write_path: str, migrated_database_url: str) -> Callable[..., HistoryWriter]:
+    """Makes a writer for the test's database, writing through :func:`write_path`."""
+    sqlite_file = sqlite_file_of(migrated_database_url) if write_path == "sqlite-direct" else None
+
+    def make(sessions: Any, **options: Any) -> HistoryWriter:
+        return HistoryWriter(
+            sessions, merge=merge_updates, fold=fold_updates, sqlite_file=sqlite_file, **options
+        )
+
+    return make
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -46,15 +83,13 @@ async def db_setup(
         await engine.dispose()
 
 
-def writer_for(sessions: Any, **options: Any) -> HistoryWriter:
-    return HistoryWriter(sessions, merge=merge_updates, fold=fold_updates, **options)
-
-
 def entry(session_id: str, user_id: str, n: int) -> HistoryEntry:
     return HistoryEntry(session_id, user_id, {"type": "insert", "position": n, "content": str(n)})
 
 
-async def test_edits_are_grouped_into_few_commits_in_order(db_setup: Any) -> None:
+async def test_edits_are_grouped_into_few_commits_in_order(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
     sessions, user_id, ids = db_setup
     doc = PromptDocument.empty()
     async with writer_for(sessions, linger_seconds=0.01) as writer:
@@ -91,7 +126,9 @@ async def test_edits_are_grouped_into_few_commits_in_order(db_setup: Any) -> Non
     assert content == doc.text and PromptDocument.from_state(stored or b"").text == doc.text
 
 
-async def test_the_update_log_is_compacted_after_enough_rows(db_setup: Any) -> None:
+async def test_the_update_log_is_compacted_after_enough_rows(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
     sessions, user_id, ids = db_setup
     doc = PromptDocument.empty()
     async with writer_for(sessions, linger_seconds=0.0, compact_after_rows=5) as writer:
@@ -128,10 +165,26 @@ class FlakySessions:
         return session
 
 
-async def test_a_failed_commit_is_retried_and_nothing_is_lost_or_doubled(db_setup: Any) -> None:
+async def test_a_failed_commit_is_retried_and_nothing_is_lost_or_doubled(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter], write_path: str
+) -> None:
     sessions, user_id, ids = db_setup
-    flaky = FlakySessions(sessions, failures=2)
-    async with writer_for(flaky, linger_seconds=0.0) as writer:  # type: ignore[arg-type]
+    if write_path == "sqlite-direct":
+        writer = writer_for(sessions, linger_seconds=0.0)
+        inserter = writer._inserter
+        assert inserter is not None
+        real, failures = inserter._insert, [2]
+
+        def broken_insert(*args: Any) -> list[int]:
+            if failures[0]:
+                failures[0] -= 1
+                raise sqlite3.OperationalError("disk I/O error")
+            return real(*args)
+
+        inserter._insert = broken_insert  # type: ignore[method-assign]
+    else:
+        writer = writer_for(FlakySessions(sessions, failures=2), linger_seconds=0.0)
+    async with writer:
         result = await asyncio.wait_for(
             writer.submit(ids[1], [entry(ids[1], user_id, 7)], None), timeout=10
         )
@@ -143,7 +196,41 @@ async def test_a_failed_commit_is_retried_and_nothing_is_lost_or_doubled(db_setu
     assert count == 1 and len(result) == 1
 
 
-async def test_edits_of_a_deleted_session_fail_alone(db_setup: Any) -> None:
+async def test_rows_written_directly_read_back_like_any_other(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
+    """Both write paths store the same values: JSON, text, timestamps, bytes."""
+    sessions, user_id, ids = db_setup
+    operation = {
+        "type": "replace",
+        "position": 3,
+        "length": 2,
+        "content": '😀 "q"',
+        "origin": "undo",
+    }
+    doc = PromptDocument.empty()
+    update = doc.apply_op(EditOp("insert", 0, 0, "é")).update
+    before = utcnow()
+    async with writer_for(sessions, linger_seconds=0.0) as writer:
+        row = HistoryEntry(ids[0], user_id, operation, "before", "after ✓", "node-x")
+        (row_id,) = await writer.submit(ids[0], [row], update)
+    async with sessions() as db:
+        stored = await db.get(EditHistory, row_id)
+        persisted = await load_document(db, ids[0])
+    assert stored is not None
+    assert stored.operation == operation
+    assert (stored.content_before, stored.content_after, stored.node_id) == (
+        "before",
+        "after ✓",
+        "node-x",
+    )
+    assert before <= stored.created_at <= utcnow()
+    assert persisted is not None and fold_updates(persisted[0], persisted[1])[1] == "é"
+
+
+async def test_edits_of_a_deleted_session_fail_alone(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
     sessions, user_id, ids = db_setup
     async with sessions() as db, db.begin():
         await db.execute(delete(CollaborationSession).where(CollaborationSession.id == ids[2]))
