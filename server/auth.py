@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from server.errors import Unauthenticated
 from server.security import hash_secret
-from storage.repositories.tenancy import resolve_login_session
+from storage.repositories.tenancy import TokenOwner, resolve_login_session
 
 TOKEN_COOKIE = "prompt_studio_token"
 TOKEN_QUERY_PARAM = "token"
@@ -48,7 +48,11 @@ async def principal_for_token(db: AsyncSession, token: str) -> Principal | None:
 
     None when the token is unknown or expired, or its user has no tenant or a deactivated one.
     """
-    owner = await resolve_login_session(db, hash_secret(token))
+    return principal_of(await resolve_login_session(db, hash_secret(token)))
+
+
+def principal_of(owner: TokenOwner | None) -> Principal | None:
+    """The principal of a login token's owner (None if there is none, or no active tenant)."""
     if owner is None or owner.tenant_id is None or not owner.tenant_active:
         return None
     return Principal(

@@ -15,7 +15,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from server.auth import Principal, extract_token, principal_for_token
+from server.auth import Principal, extract_token, principal_of
 from server.http import services_of
 from server.hub.closing import CloseCode, CloseConnection
 from server.hub.connection import ClientConnection, WireProtocol
@@ -24,12 +24,10 @@ from server.hub.ratelimit import TokenBucket
 from server.hub.room import Room
 from server.hub.wire import DIRECT_EXTENSION, DirectTransport
 from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
+from server.security import hash_secret
 from server.services import Services
-from storage.repositories.collaboration import (
-    admission_by_share_token,
-    ensure_member,
-    member_roster,
-)
+from storage.repositories.admission import read_admission
+from storage.repositories.collaboration import ensure_member, member_roster
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +99,8 @@ async def collaboration_socket(websocket: WebSocket) -> None:
 
 
 async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, str, str]:
-    """Who joins which session with what role: two statements in one database session (token
-    owner; session and membership), three when the user becomes a member."""
+    """Who joins which session with what role: one statement (token owner, session and
+    membership joined), two when the user becomes a member."""
     token = extract_token(websocket)
     if token is None:
         raise CloseConnection(
@@ -110,27 +108,27 @@ async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, s
         )
     share_token = websocket.path_params["share_token"]
     async with services.sessions() as db:
-        principal = await principal_for_token(db, token)
+        owner, target = await read_admission(db, hash_secret(token), share_token)
+        principal = principal_of(owner)
         if principal is None:
             raise CloseConnection(
                 CloseCode.UNAUTHENTICATED, "the login token is unknown or expired"
             )
-        admission = await admission_by_share_token(db, share_token, principal.user_id)
-        if admission is None:
+        if target is None:
             raise CloseConnection(CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
-        if admission.tenant_id != principal.tenant_id:
+        if target.tenant_id != principal.tenant_id:
             raise CloseConnection(
                 CloseCode.FORBIDDEN, "this session belongs to another organisation"
             )
-        if not admission.is_active:
+        if not target.is_active:
             raise CloseConnection(CloseCode.SESSION_INACTIVE, "the session is not active")
-        role = admission.member_role
-        if not admission.is_member:
+        role = target.member_role
+        if not target.is_member:
             member = await ensure_member(
-                db, session_id=admission.session_id, user_id=principal.user_id
+                db, session_id=target.session_id, user_id=principal.user_id
             )
             role = member.role
-        return principal, admission.session_id, role or "VIEWER"
+        return principal, target.session_id, role or "VIEWER"
 
 
 def _start(room: Room, conn: ClientConnection, protocol: WireProtocol) -> None:

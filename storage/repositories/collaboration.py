@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,46 +128,6 @@ async def list_members(db: AsyncSession, session_id: str) -> list[MemberView]:
         .order_by(SessionMember.joined_at, SessionMember.id)
     )
     return [MemberView(m, u) for m, u in rows.all()]
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """What a websocket join needs to know about a share token and the joining user."""
-
-    session_id: str
-    tenant_id: str | None
-    is_active: bool
-    member_role: str | None
-    is_member: bool
-
-
-async def admission_by_share_token(
-    db: AsyncSession, share_token: str, user_id: str
-) -> Admission | None:
-    """The session a share token admits to and the user's membership in it, in one statement."""
-    row = (
-        await db.execute(
-            select(
-                CollaborationSession.id,
-                CollaborationSession.tenant_id,
-                CollaborationSession.is_active,
-                SessionMember.id,
-                SessionMember.role,
-            )
-            .outerjoin(
-                SessionMember,
-                and_(
-                    SessionMember.session_id == CollaborationSession.id,
-                    SessionMember.user_id == user_id,
-                ),
-            )
-            .where(CollaborationSession.share_token == share_token)
-        )
-    ).first()
-    if row is None:
-        return None
-    session_id, tenant_id, is_active, member_id, role = row
-    return Admission(session_id, tenant_id, bool(is_active), role, member_id is not None)
 
 
 async def member_roster(db: AsyncSession, session_id: str) -> list[dict[str, str | None]]:
