@@ -71,7 +71,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         dest="drain_timeout",
         help="max seconds to wait for deliveries in flight after the edit phase",
     )
-    run.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     run.add_argument("--seed", type=int, default=1)
     run.add_argument(
         "--yjs-observer",
@@ -149,7 +148,6 @@ def _config(args: argparse.Namespace) -> RunConfig:
         procs=args.procs,
         connect_timeout=args.connect_timeout,
         drain_timeout=args.drain_timeout,
-        deflate=args.deflate,
         seed=args.seed,
         profile_seconds=args.profile_seconds,
         profile_format=args.profile_format,

@@ -1,21 +1,20 @@
-"""What every simulated client shares: the socket, its reader task, bookkeeping and closing.
+"""What every simulated client shares: the socket, its callbacks, bookkeeping and closing.
 
 A client connects once (no reconnects: a drop is an error and its missing deliveries count as
-lost), reads every frame in one task, and writes what it observes straight into its worker's
-:class:`~loadtest.model.WorkerResult` (one event loop, so no locking).
+lost) over :class:`~loadtest.light_ws.LightWebSocket`, which hands each message to
+:meth:`Client.on_text` / :meth:`Client.on_binary` as it is parsed, and writes what it observes
+straight into its worker's :class:`~loadtest.model.WorkerResult` (one event loop, so no
+locking). The generator offers no compression (neither do the servers it measures, by default).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from abc import ABC, abstractmethod
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-
+from loadtest.light_ws import HandshakeRejected, LightProtocolError, LightWebSocket
 from loadtest.model import ClientSpec, ConnectRecord, WorkerResult
 
 CLOSE_TIMEOUT = 2.0
@@ -24,21 +23,17 @@ CLOSE_TIMEOUT = 2.0
 class Client(ABC):
     """One websocket client of one room."""
 
-    def __init__(
-        self, spec: ClientSpec, result: WorkerResult, rng: random.Random, *, deflate: bool
-    ) -> None:
+    def __init__(self, spec: ClientSpec, result: WorkerResult, rng: random.Random) -> None:
         """Prepare (but do not open) the connection described by ``spec``."""
         self.spec = spec
         self.client_id = spec.client_id
         self.result = result
         self.rng = rng
-        self.deflate = deflate
-        self.ws: ClientConnection | None = None
+        self.ws: LightWebSocket | None = None
         self.alive = False
         self.received = 0
         """Markers of other clients seen so far."""
         self._closing = False
-        self._reader: asyncio.Task[None] | None = None
         self._ready_or_gone = asyncio.Event()
         self._ready = False
         self._frame_at = 0.0
@@ -52,34 +47,29 @@ class Client(ABC):
         self.result.connects.append(record)
         try:
             async with asyncio.timeout(timeout):
-                self.ws = await connect(
+                self.ws = await LightWebSocket.connect(
                     self.spec.url,
-                    compression="deflate" if self.deflate else None,
-                    ping_interval=None,
-                    max_size=None,
-                    close_timeout=CLOSE_TIMEOUT,
-                    open_timeout=None,
-                    proxy=None,
+                    on_message=self._on_message,
+                    on_close=self._on_close,
+                    open_timeout=timeout,
                 )
                 record.open_s = time.monotonic() - record.started
                 self.alive = True
-                self._reader = asyncio.create_task(self._read(), name=f"read-{self.client_id}")
-                await self.on_open()
+                self.on_open()
                 await self._ready_or_gone.wait()
         except TimeoutError:
             self.result.errors.add("connect:timeout", f"client {self.client_id} after {timeout}s")
             await self.close()
             return False
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            self.result.errors.add(f"connect:http_{status}", str(exc))
+        except HandshakeRejected as exc:
+            self.result.errors.add(f"connect:http_{exc.status}", str(exc))
             return False
-        except (OSError, WebSocketException) as exc:
+        except (OSError, LightProtocolError) as exc:
             self.result.errors.add(f"connect:{type(exc).__name__}", str(exc))
             await self.close()
             return False
         if not self._ready:
-            return False  # closed before it was in sync; the reader counted the close
+            return False  # closed before it was in sync; the close was counted
         record.ready_s = time.monotonic() - record.started
         return True
 
@@ -89,49 +79,35 @@ class Client(ABC):
         self._ready_or_gone.set()
 
     async def close(self) -> None:
-        """Close from our side (bounded) and stop reading."""
+        """Close from our side (bounded)."""
         self._closing = True
         if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), CLOSE_TIMEOUT * 2)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            await self.ws.close(timeout=CLOSE_TIMEOUT)
         self.alive = False
 
-    async def _read(self) -> None:
-        assert self.ws is not None
-        ws = self.ws
+    def _on_message(self, frame: bytes | str) -> None:
+        self._frame_at = time.monotonic()
         try:
-            async for frame in ws:
-                self._frame_at = time.monotonic()
-                if isinstance(frame, str):
-                    self.on_text(frame)
-                else:
-                    await self.on_binary(frame)
-        except ConnectionClosed:
-            pass
+            if isinstance(frame, str):
+                self.on_text(frame)
+            else:
+                self.on_binary(frame)
         except Exception as exc:  # a bug in our own handling: count it, never hide it
             self.result.errors.add(f"client:{type(exc).__name__}", repr(exc))
-        finally:
-            self.alive = False
-            if not self._closing:
-                code = ws.close_code
-                self.result.errors.add(
-                    f"closed:{code}", f"client {self.client_id}: {ws.close_reason or ''}"
-                )
-            self._ready_or_gone.set()
-            self.on_gone()
 
-    async def send(self, frame: str | bytes) -> bool:
-        """Send one frame; False (and an error) if the socket is gone."""
+    def _on_close(self, code: int, reason: str) -> None:
+        self.alive = False
+        if not self._closing:
+            self.result.errors.add(f"closed:{code}", f"client {self.client_id}: {reason}")
+        self._ready_or_gone.set()
+        self.on_gone()
+
+    def send(self, frame: str | bytes) -> bool:
+        """Send one frame now; False (and an error) if the socket is gone."""
         if self.ws is None or not self.alive:
             return False
-        try:
-            await self.ws.send(frame)
-        except ConnectionClosed as exc:
-            self.result.errors.add("send:closed", str(exc))
+        if not self.ws.send(frame):
+            self.result.errors.add("send:closed", f"client {self.client_id}")
             self.alive = False
             return False
         return True
@@ -146,12 +122,12 @@ class Client(ABC):
 
     # -- protocol hooks --------------------------------------------------------------------------
 
-    async def on_open(self) -> None:
+    def on_open(self) -> None:
         """Say whatever the protocol says first (default: nothing)."""
         return None
 
     @abstractmethod
-    async def on_binary(self, frame: bytes) -> None:
+    def on_binary(self, frame: bytes) -> None:
         """Handle one binary frame."""
 
     @abstractmethod

@@ -31,11 +31,9 @@ def utf16_length(text: str) -> int:
 class JsonOpClient(Client):
     """One JSON-protocol client."""
 
-    def __init__(
-        self, spec: ClientSpec, result: WorkerResult, rng: random.Random, *, deflate: bool
-    ) -> None:
+    def __init__(self, spec: ClientSpec, result: WorkerResult, rng: random.Random) -> None:
         """Prepare the client; the server speaks first (``welcome``) once connected."""
-        super().__init__(spec, result, rng, deflate=deflate)
+        super().__init__(spec, result, rng)
         self.rev = 0
         self.length = 0
         self._in_flight: tuple[str, float] | None = None
@@ -47,7 +45,7 @@ class JsonOpClient(Client):
         """Whether an op is waiting for its ack."""
         return self._in_flight is not None
 
-    async def on_binary(self, frame: bytes) -> None:
+    def on_binary(self, frame: bytes) -> None:
         """A JSON connection never receives binary frames."""
         self.result.errors.add("json:binary_frame", repr(frame[:40]))
 
@@ -129,7 +127,7 @@ class JsonOpClient(Client):
         sent_at = time.monotonic()
         self._in_flight = (op_id, sent_at)
         self._acked.clear()
-        if not await self.send(frame):
+        if not self.send(frame):
             self._in_flight = None
             self._acked.set()
             return False

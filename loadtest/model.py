@@ -45,8 +45,6 @@ class WorkerPlan:
     connect_timeout: float
     drain_timeout: float
     """How long to wait after the edit phase for deliveries still in flight."""
-    deflate: bool
-    """Offer permessage-deflate, as browsers do (off by default: it costs memory per socket)."""
     seed: int
     yjs_observer: str = "update"
     """How Yjs clients spot arrived markers: ``update`` or ``delta`` (see ``yjs_client``)."""

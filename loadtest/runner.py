@@ -45,7 +45,6 @@ class RunConfig:
     procs: int = 1
     connect_timeout: float = 20.0
     drain_timeout: float = 10.0
-    deflate: bool = False
     seed: int = 1
     profile_seconds: float = 0.0
     profile_format: str = "flamegraph"
@@ -100,7 +99,6 @@ def plan_workers(
             join_window=scenario.join_window,
             connect_timeout=config.connect_timeout,
             drain_timeout=config.drain_timeout,
-            deflate=config.deflate,
             seed=config.seed * 1000 + index,
             yjs_observer=config.yjs_observer,
         )
@@ -194,7 +192,6 @@ async def run_scenario(scenario: Scenario, config: RunConfig) -> dict[str, Any]:
             "clients": scenario.clients,
             "procs": len(handles),
             "pin_core": config.pin_core,
-            "deflate": config.deflate,
             "yjs_observer": config.yjs_observer,
             "nodes": getattr(target, "nodes", 1),
             "database": _db_kind(target),

@@ -45,8 +45,8 @@ def make_client(
     """The client for the spec's protocol."""
     if spec.protocol == "yjs":
         observer: Observer = "delta" if plan.yjs_observer == "delta" else "update"
-        return YjsClient(spec, result, rng, deflate=plan.deflate, observer=observer)
-    return JsonOpClient(spec, result, rng, deflate=plan.deflate)
+        return YjsClient(spec, result, rng, observer=observer)
+    return JsonOpClient(spec, result, rng)
 
 
 def _pause_gc() -> None:

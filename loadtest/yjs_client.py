@@ -63,28 +63,29 @@ class YjsClient(Client):
         result: WorkerResult,
         rng: random.Random,
         *,
-        deflate: bool,
         observer: Observer = "update",
     ) -> None:
         """Create the document and its observer; the socket opens in :meth:`connect`."""
-        super().__init__(spec, result, rng, deflate=deflate)
+        super().__init__(spec, result, rng)
         self.doc: Doc[Text] = Doc(client_id=yjs_client_id(self.client_id))
         self.text = Text()
         self.doc[TEXT_NAME] = self.text
         self._observer = observer
         self._clocks = EditClocks()
+        self._last_state = b""
+        self._last_clocks: dict[int, int] = {}
         if observer == "delta":
             self.text.observe(self._on_delta)
 
-    async def on_open(self) -> None:
+    def on_open(self) -> None:
         """Send sync step 1, like ``WebsocketProvider`` on open."""
-        await self.send(encode_sync_step1(self.doc.get_state()))
+        self.send(encode_sync_step1(self.doc.get_state()))
 
     def on_text(self, frame: str) -> None:
         """y-websocket servers never send text frames."""
         self.result.errors.add("yjs:text_frame", frame[:80])
 
-    async def on_binary(self, frame: bytes) -> None:
+    def on_binary(self, frame: bytes) -> None:
         """Handle one y-websocket message."""
         if frame[:1] == bytes((MessageType.AUTH,)):
             self.result.errors.add("yjs:permission_denied", repr(frame[:80]))
@@ -95,7 +96,7 @@ class YjsClient(Client):
             self.result.errors.add("yjs:bad_frame", str(exc))
             return
         if isinstance(message, SyncStep1):
-            await self.send(encode_sync_step2(self.doc.get_update(message.state_vector)))
+            self.send(encode_sync_step2(self.doc.get_update(message.state_vector)))
         elif isinstance(message, SyncStep2):
             self._apply(message.update)
             self.mark_ready()
@@ -114,8 +115,16 @@ class YjsClient(Client):
 
     def _record_integrated(self) -> None:
         """Record the edits the document's state vector newly covers."""
+        state = self.doc.get_state()
+        if state == self._last_state:
+            return  # nothing was integrated (a duplicate, or an update still waiting)
+        self._last_state = state
         found: list[tuple[int, int]] = []
-        for yjs_client, clock in decode_state_vector(self.doc.get_state()).items():
+        last = self._last_clocks
+        for yjs_client, clock in decode_state_vector(state).items():
+            if last.get(yjs_client) == clock:
+                continue
+            last[yjs_client] = clock
             author = yjs_client - 1
             if author != self.client_id:
                 found.extend((author, seq) for seq in self._clocks.covered(author, clock))
@@ -138,7 +147,7 @@ class YjsClient(Client):
         self.text.insert(position, marker(self.client_id, seq))
         frame = encode_sync_update(self.doc.get_update(before))
         sent_at = time.monotonic()
-        if not await self.send(frame):
+        if not self.send(frame):
             return False
         self.result.sends.append((self.client_id, seq, sent_at))
         return True
