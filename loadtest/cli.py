@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(DEFAULT_TARGETS),
         help=f"comma-separated, from: {', '.join(TARGET_NAMES)}",
     )
+    b.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every (scenario, target) this many times, round-robin, and report the run "
+        "with the median p99 (on a noisy machine, 3)",
+    )
     _add_common(b)
     return parser
 
@@ -185,7 +192,9 @@ async def _main(args: argparse.Namespace) -> int:
         for name in names:
             scenarios.get(name)
         overrides.pop("protocol")
-        summary = await bench(names, targets, config, overrides)
+        if not 1 <= args.rounds <= 9:
+            raise SystemExit("--rounds must be between 1 and 9")
+        summary = await bench(names, targets, config, overrides, rounds=args.rounds)
         print(summary["table_text"])
         for failure in summary["failures"]:
             print(f"FAILED: {failure}")

@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from migrations.runner import upgrade
 from tests.support.accounts import Account, create_accounts
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import ServerProcess, running_server
 from tests.support.services import (
     create_postgres_database,
     drop_postgres_database,
@@ -51,13 +51,10 @@ async def server(
     server_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
     """A running server for the module (restart-safe: tests may stop and start it)."""
-    log = Path(tmp_path_factory.mktemp("logs")) / "server.log"
-    proc = ServerProcess(server_database_url, env=E2E_ENV, log_path=log)
-    await proc.start()
-    try:
+    async with running_server(
+        server_database_url, Path(tmp_path_factory.mktemp("logs")), E2E_ENV
+    ) as proc:
         yield proc
-    finally:
-        await proc.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -76,9 +73,5 @@ async def outsider(server: ServerProcess) -> Account:
 @pytest_asyncio.fixture(loop_scope="session")
 async def own_server(server_database_url: str, tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """A server this test alone uses and may kill or restart (on the module's database)."""
-    proc = ServerProcess(server_database_url, env=E2E_ENV, log_path=tmp_path / "server.log")
-    await proc.start()
-    try:
+    async with running_server(server_database_url, tmp_path, E2E_ENV) as proc:
         yield proc
-    finally:
-        await proc.stop()

@@ -38,7 +38,7 @@ from crdt.codec import (
 from tests.support.accounts import Account, create_accounts
 from tests.support.api import create_session, grant
 from tests.support.json_client import JsonClient
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import ServerProcess, running_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -60,14 +60,11 @@ def mode(request: pytest.FixtureRequest) -> str:
 async def server(
     mode: str, server_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
-    log = Path(tmp_path_factory.mktemp("logs")) / "server.log"
     env = {**MODES[mode], "PROMPT_STUDIO_SEND_QUEUE_LIMIT": str(SEND_QUEUE_LIMIT)}
-    proc = ServerProcess(server_database_url, env=env, log_path=log)
-    await proc.start()
-    try:
+    async with running_server(
+        server_database_url, Path(tmp_path_factory.mktemp("logs")), env
+    ) as proc:
         yield proc
-    finally:
-        await proc.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -12,18 +12,15 @@ import pytest_asyncio
 
 from crdt import EditOp, PromptDocument
 from crdt.merge import fold_updates, merge_updates
-from server.auth import Principal
-from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.memory_broker import MemoryBroker
 from server.hub.presence import PresenceTracker
-from server.hub.ratelimit import TokenBucket
 from server.hub.registry import Hub, SessionNotFoundError
 from server.hub.room import StaleRevisionError
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryWriter
 from storage.repositories.collaboration import create_session, get_session_by_id
 from tests.support.accounts import create_accounts
-from tests.support.transports import RecordingTransport
+from tests.support.transports import recording_json_connection
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -122,7 +119,7 @@ async def test_ops_older_than_the_log_are_stale(
 ) -> None:
     hub, session_id, owner_id = hub_and_session
     room = await hub.acquire(session_id)
-    listener = json_listener()
+    listener = recording_json_connection("listener", "VIEWER")
     room.connections.add(listener)  # the op log is kept while a JSON client is in the room
     try:
         from collections import deque
@@ -156,7 +153,7 @@ async def test_without_json_clients_no_op_log_is_kept(
             await room.commit(change, user_id=owner_id, author=None)[1]
         assert len(room._log) == 0
         welcomed_at = room.rev
-        listener = json_listener()
+        listener = recording_json_connection("listener", "VIEWER")
         room.connections.add(listener)
         change = room.document.apply_op(EditOp("insert", 0, 0, "j"))
         await room.commit(change, user_id=owner_id, author=None)[1]
@@ -169,17 +166,3 @@ async def test_without_json_clients_no_op_log_is_kept(
             room.ops_since(welcomed_at)
     finally:
         hub.release(room)
-
-
-def json_listener() -> ClientConnection:
-    """A JSON connection that only collects what it is sent."""
-    conn = ClientConnection(
-        None,  # type: ignore[arg-type]
-        Principal("listener", "t", "l@example.test", "Listener", "#3B82F6"),
-        "VIEWER",
-        send_queue_limit=1024,
-        rate_limit=TokenBucket(100, 100),
-        direct=RecordingTransport(),
-    )
-    conn.protocol = WireProtocol.JSON
-    return conn

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -130,3 +131,16 @@ class ServerProcess:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    database_url: str, log_dir: Path, env: Mapping[str, str] | None = None
+) -> AsyncIterator[ServerProcess]:
+    """A started server on ``database_url``, logging to ``log_dir/server.log``; stopped after."""
+    proc = ServerProcess(database_url, env=env, log_path=log_dir / "server.log")
+    await proc.start()
+    try:
+        yield proc
+    finally:
+        await proc.stop()

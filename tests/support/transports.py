@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from server.auth import Principal
+from server.hub.connection import ClientConnection, WireProtocol
+from server.hub.ratelimit import TokenBucket
 from server.hub.wire import Receiver, WireMessage
 
 
@@ -24,3 +27,17 @@ class RecordingTransport:
 
     def drop(self, code: int, reason: str) -> None:
         self.dropped = (code, reason)
+
+
+def recording_json_connection(user: str, role: str = "EDITOR") -> ClientConnection:
+    """A JSON-protocol connection of ``user`` with no socket: what it is sent is recorded."""
+    conn = ClientConnection(
+        None,  # type: ignore[arg-type]  # everything goes through the recording transport
+        Principal(user, "t", f"{user}@example.test", user, "#3B82F6"),
+        role,
+        send_queue_limit=1024,
+        rate_limit=TokenBucket(100, 100),
+        direct=RecordingTransport(),
+    )
+    conn.protocol = WireProtocol.JSON
+    return conn

@@ -6,12 +6,10 @@ import pytest
 
 from crdt import PromptDocument
 from crdt.codec import AwarenessEntry
-from server.auth import Principal
 from server.hub import room as room_module
-from server.hub.connection import ClientConnection, WireProtocol
-from server.hub.ratelimit import TokenBucket
+from server.hub.connection import ClientConnection
 from server.hub.room import Room
-from tests.support.transports import RecordingTransport
+from tests.support.transports import RecordingTransport, recording_json_connection
 
 
 class NoWriter:
@@ -25,16 +23,7 @@ class NoWriter:
 
 
 def json_connection(user: str) -> ClientConnection:
-    conn = ClientConnection(
-        None,  # type: ignore[arg-type]  # everything goes through the recorder
-        Principal(user, "t", f"{user}@example.test", user, "#3B82F6"),
-        "EDITOR",
-        send_queue_limit=64,
-        rate_limit=TokenBucket(100, 100),
-        direct=RecordingTransport(),
-    )
-    conn.protocol = WireProtocol.JSON
-    return conn
+    return recording_json_connection(user)
 
 
 def written(conn: ClientConnection) -> list[bytes | str]:
