@@ -31,6 +31,7 @@ from server.services import Services
 from server.settings import Settings
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryWriter
+from storage.repositories.admission import admission_reader
 from storage.sqlite_batch import sqlite_file_of
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> Starlette:
                     broker,
                     unload_grace_seconds=settings.unload_grace_seconds,
                 ) as hub,
+                admission_reader(settings.database_url, sessions) as admission,
             ):
                 app.state.services = Services(
                     settings=settings,
@@ -76,6 +78,7 @@ def create_app(settings: Settings) -> Starlette:
                     sessions=sessions,
                     hub=hub,
                     broker=broker,
+                    admission=admission,
                     redis=redis,
                 )
                 logger.info(

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.settings import Settings
+from storage.repositories.admission import AdmissionReader
 
 if TYPE_CHECKING:
     from server.hub.broker import Broker
@@ -24,6 +25,8 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     hub: Hub
     broker: Broker
+    # Reads what a websocket join must know (one statement; see storage.repositories.admission).
+    admission: AdmissionReader
     # A Redis client when REDIS_URL is set (readiness checks it).
     redis: Redis | None = None
     extras: dict[str, object] = field(default_factory=dict)

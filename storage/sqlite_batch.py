@@ -3,9 +3,9 @@
 Through SQLAlchemy and aiosqlite, one group commit of the history writer crossed to the
 database thread and back about eight times (checkout, each statement, its rows, commit, the
 pool's reset) and spent ~2 ms of CPU; it ran some fifty times a second under load and was the
-largest cost of an edit. :class:`SqliteBatchInserter` keeps its own ``sqlite3`` connection in a
-dedicated thread and writes a whole batch — the ``edit_history`` rows (multi-row ``INSERT …
-RETURNING id``) and the ``document_updates`` rows — in one transaction, in one call.
+largest cost of an edit. :class:`SqliteBatchInserter` writes a whole batch — the
+``edit_history`` rows (multi-row ``INSERT … RETURNING id``) and the ``document_updates`` rows —
+in one transaction, in one call on its own :class:`~storage.sqlite_thread.SqliteThread`.
 
 Values are encoded by SQLAlchemy's own type processors for SQLite, so rows read back through the
 models exactly as if SQLAlchemy had written them. Other writers (the application's engine) use
@@ -14,18 +14,14 @@ the same file; ``BEGIN IMMEDIATE`` and the busy timeout order the writers.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import make_url
 
-from storage.engine import DEFAULT_SQLITE_BUSY_TIMEOUT_MS, is_sqlite_memory
 from storage.models import DocumentUpdate, EditHistory
+from storage.sqlite_thread import SqliteThread, bind_processors, encode_row, sqlite_file_of
 
 __all__ = ["HISTORY_COLUMNS", "SqliteBatchInserter", "sqlite_file_of"]
 
@@ -45,47 +41,24 @@ _UPDATE_COLUMNS = ("session_id", "data", "created_at")
 _ROWS_PER_STATEMENT = 500
 
 
-def sqlite_file_of(url: str) -> str | None:
-    """The file a ``sqlite+aiosqlite`` URL names, or None (not SQLite, in memory, or options
-    this module does not reproduce)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or is_sqlite_memory(parsed) or parsed.query:
-        return None
-    return parsed.database
-
-
-def _processors(table: Table, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    dialect = sqlite.dialect()
-    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-
-
 class SqliteBatchInserter:
     """Writes history batches to one SQLite file; use as ``async with``."""
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS) -> None:
-        self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
-        history = cast(Table, EditHistory.__table__)
-        self._history_processors = _processors(history, HISTORY_COLUMNS)
-        self._update_processors = _processors(
+    def __init__(self, path: str) -> None:
+        self._thread = SqliteThread(path, name="history-sqlite")
+        self._history_processors = bind_processors(
+            cast(Table, EditHistory.__table__), HISTORY_COLUMNS
+        )
+        self._update_processors = bind_processors(
             cast(Table, DocumentUpdate.__table__), _UPDATE_COLUMNS
         )
 
     async def __aenter__(self) -> SqliteBatchInserter:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-sqlite")
-        await self._run(self._open)
+        await self._thread.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._executor is None:
-            return
-        try:
-            await self._run(self._close)
-        finally:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        await self._thread.__aexit__(*exc_info)
 
     async def insert(
         self, history: Sequence[Sequence[Any]], updates: Sequence[Sequence[Any]]
@@ -95,33 +68,16 @@ class SqliteBatchInserter:
         ``history`` rows give :data:`HISTORY_COLUMNS`; ``updates`` rows give
         ``(session_id, data, created_at)``. Raises ``sqlite3.Error`` (nothing written).
         """
-        ids: list[int] = await self._run(self._insert, history, updates)
-        return ids
-
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._executor is None:
-            raise RuntimeError("the SQLite batch inserter is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._thread.call(self._insert, history, updates)
 
     # -- in the worker thread --------------------------------------------------------------
 
-    def _open(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        self._conn = conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     def _insert(
-        self, history: Sequence[Sequence[Any]], updates: Sequence[Sequence[Any]]
+        self,
+        conn: sqlite3.Connection,
+        history: Sequence[Sequence[Any]],
+        updates: Sequence[Sequence[Any]],
     ) -> list[int]:
-        conn = self._conn
-        assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
             ids: list[int] = []
@@ -131,13 +87,13 @@ class SqliteBatchInserter:
                 cursor = conn.execute(
                     f"INSERT INTO edit_history ({','.join(HISTORY_COLUMNS)}) "
                     f"VALUES {placeholders} RETURNING id",
-                    [v for row in chunk for v in _encode(row, self._history_processors)],
+                    [v for row in chunk for v in encode_row(row, self._history_processors)],
                 )
                 ids.extend(row_id for (row_id,) in cursor.fetchall())
             if updates:
                 conn.executemany(
                     "INSERT INTO document_updates (session_id, data, created_at) VALUES (?,?,?)",
-                    [_encode(row, self._update_processors) for row in updates],
+                    [encode_row(row, self._update_processors) for row in updates],
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -146,10 +102,3 @@ class SqliteBatchInserter:
             raise
         # One writer at a time and rowids that only grow: sorted ids are in row order.
         return sorted(ids)
-
-
-def _encode(row: Sequence[Any], processors: Sequence[Callable[[Any], Any] | None]) -> list[Any]:
-    return [
-        value if process is None or value is None else process(value)
-        for value, process in zip(row, processors, strict=True)
-    ]

@@ -26,7 +26,6 @@ from server.hub.wire import DIRECT_EXTENSION, DirectTransport
 from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
 from server.security import hash_secret
 from server.services import Services
-from storage.repositories.admission import read_admission
 from storage.repositories.collaboration import ensure_member, member_roster
 
 logger = logging.getLogger(__name__)
@@ -107,28 +106,24 @@ async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, s
             CloseCode.UNAUTHENTICATED, "a login token is required (?token=… or a cookie)"
         )
     share_token = websocket.path_params["share_token"]
-    async with services.sessions() as db:
-        owner, target = await read_admission(db, hash_secret(token), share_token)
-        principal = principal_of(owner)
-        if principal is None:
-            raise CloseConnection(
-                CloseCode.UNAUTHENTICATED, "the login token is unknown or expired"
-            )
-        if target is None:
-            raise CloseConnection(CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
-        if target.tenant_id != principal.tenant_id:
-            raise CloseConnection(
-                CloseCode.FORBIDDEN, "this session belongs to another organisation"
-            )
-        if not target.is_active:
-            raise CloseConnection(CloseCode.SESSION_INACTIVE, "the session is not active")
-        role = target.member_role
-        if not target.is_member:
+    owner, target = await services.admission.read(hash_secret(token), share_token)
+    principal = principal_of(owner)
+    if principal is None:
+        raise CloseConnection(CloseCode.UNAUTHENTICATED, "the login token is unknown or expired")
+    if target is None:
+        raise CloseConnection(CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
+    if target.tenant_id != principal.tenant_id:
+        raise CloseConnection(CloseCode.FORBIDDEN, "this session belongs to another organisation")
+    if not target.is_active:
+        raise CloseConnection(CloseCode.SESSION_INACTIVE, "the session is not active")
+    role = target.member_role
+    if not target.is_member:
+        async with services.sessions() as db:
             member = await ensure_member(
                 db, session_id=target.session_id, user_id=principal.user_id
             )
-            role = member.role
-        return principal, target.session_id, role or "VIEWER"
+        role = member.role
+    return principal, target.session_id, role or "VIEWER"
 
 
 def _start(room: Room, conn: ClientConnection, protocol: WireProtocol) -> None:
