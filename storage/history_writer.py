@@ -111,6 +111,7 @@ class HistoryWriter:
         self._log_since: dict[str, float] = {}
         self._compact_requested: set[str] = set()
         self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -136,9 +137,18 @@ class HistoryWriter:
                 await self._inserter.__aexit__(None, None, None)
 
     def submit(
-        self, session_id: str, entries: list[HistoryEntry], update: bytes | None
+        self,
+        session_id: str,
+        entries: list[HistoryEntry],
+        update: bytes | None,
+        *,
+        awaited: bool = False,
     ) -> asyncio.Future[list[int]]:
-        """Queue edits and the Yjs update that made them; the future gives their row ids."""
+        """Queue edits and the Yjs update that made them; the future gives their row ids.
+
+        ``awaited``: someone waits for this commit (a JSON client's ack, a REST restore), so the
+        next commit starts at once instead of lingering to gather more edits.
+        """
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         if entries:
             self._batch.pending.append(_Pending(entries, future))
@@ -146,6 +156,8 @@ class HistoryWriter:
             future.set_result([])
         if update:
             self._batch.updates.setdefault(session_id, []).append(update)
+        if awaited:
+            self._urgent.set()
         self._wake()
         return future
 
@@ -197,8 +209,11 @@ class HistoryWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
                 continue
-            if self._linger > 0 and not self._closing:
-                await asyncio.sleep(self._linger)
+            if self._linger > 0 and not self._closing and not self._urgent.is_set():
+                # Gather more edits, unless (or until) someone waits for this commit.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self._linger)
+            self._urgent.clear()
             if self._batch.pending or self._batch.updates:
                 await self._write_pending()
             # Checked after every commit too, so a busy document is still compacted.

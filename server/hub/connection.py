@@ -253,6 +253,11 @@ class ClientConnection:
                 with contextlib.suppress(RuntimeError, OSError):
                     await ws.close(item.code, item.reason)
             return False
+        if self.direct is not None:
+            # Its turn has come: written now if the buffer has room, else awaited below.
+            wire = item if isinstance(item, WireMessage) else WireMessage(item)
+            if self.direct.write(wire):
+                return True
         data = item.data if isinstance(item, WireMessage) else item
         try:
             if isinstance(data, bytes):

@@ -304,7 +304,10 @@ class Room:
             )
             for index, operation in enumerate(operations)
         ]
-        future = self._writer.submit(self.session_id, entries, change.update)
+        # A JSON client's ack and a server-side edit's caller wait for the commit; a Yjs
+        # client's update is acknowledged by nobody, so its commit may linger to batch more.
+        awaited = author is None or author.protocol is WireProtocol.JSON
+        future = self._writer.submit(self.session_id, entries, change.update, awaited=awaited)
         return self.rev, future
 
     def apply_remote_update(self, update: bytes, *, user_id: str | None) -> None:

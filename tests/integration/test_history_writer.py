@@ -240,3 +240,19 @@ async def test_edits_of_a_deleted_session_fail_alone(
         with pytest.raises(SessionGoneError):
             await gone
         assert len(await kept) == 1
+
+
+async def test_a_commit_someone_waits_for_does_not_linger(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
+    """Edits nobody waits for linger to be grouped; an awaited one (an ack) starts the commit,
+    taking the lingering ones with it."""
+    sessions, user_id, ids = db_setup
+    async with writer_for(sessions, linger_seconds=30.0) as writer:
+        lingering = writer.submit(ids[0], [entry(ids[0], user_id, 1)], None)
+        await asyncio.sleep(0)  # let the writer start lingering
+        assert not lingering.done()
+        awaited = writer.submit(ids[0], [entry(ids[0], user_id, 2)], None, awaited=True)
+        first, second = await asyncio.wait_for(asyncio.gather(lingering, awaited), timeout=10)
+        assert len(first) == len(second) == 1 and first[0] < second[0]
+        assert writer.commits == 1

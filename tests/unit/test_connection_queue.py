@@ -113,14 +113,29 @@ async def test_once_something_waits_later_messages_queue_behind_it_in_order() ->
     committed: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
     conn.send(Deferred(committed, on_result=lambda ids: "ack", on_error=lambda e: "err"))
     conn.send("after the ack")
-    socket.release.set()
+    assert direct.written == []
     await asyncio.sleep(0.01)
-    assert socket.sent == ["first", "second"] and direct.written == []
+    # In turn, queued messages go straight to the transport while it has room.
+    assert direct.written == ["first", "second"]
     committed.set_result([1])
     await conn.flush(5)
-    assert socket.sent == ["first", "second", "ack", "after the ack"]
+    assert direct.written == ["first", "second", "ack", "after the ack"]
+    assert socket.sent == []
     conn.send("direct again")  # nothing waits any more
-    assert direct.written == ["direct again"]
+    assert direct.written[-1] == "direct again"
+
+
+async def test_a_queued_message_waits_on_the_asgi_send_while_the_transport_is_full() -> None:
+    socket, direct = StuckSocket(), RecordingTransport()
+    conn = connection(socket, direct=direct)
+    direct.full = True
+    conn.send("first")
+    conn.send("second")
+    await asyncio.sleep(0.01)
+    assert direct.written == [] and socket.sent == []  # the ASGI send waits for room
+    socket.release.set()
+    await conn.flush(5)
+    assert socket.sent == ["first", "second"]
 
 
 async def test_overflow_on_a_direct_transport_drops_the_socket() -> None:

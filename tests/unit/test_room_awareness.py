@@ -15,7 +15,7 @@ from tests.support.transports import RecordingTransport, recording_json_connecti
 class NoWriter:
     """The room's history writer is not involved in awareness."""
 
-    def submit(self, *args: object) -> None:
+    def submit(self, *args: object, **kwargs: object) -> None:
         raise AssertionError("no edits expected")
 
     def log_update(self, *args: object) -> None:
