@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from storage.engine import DEFAULT_SQLITE_BUSY_TIMEOUT_MS, is_sqlite_memory
 
-__all__ = ["SqliteThread", "bind_processors", "encode_row", "sqlite_file_of"]
+__all__ = ["PreparedStatement", "SqliteThread", "bind_processors", "encode_row", "sqlite_file_of"]
 
 _T = TypeVar("_T")
 
@@ -52,6 +54,31 @@ def encode_row(row: Sequence[Any], processors: Sequence[Processor]) -> list[Any]
     ]
 
 
+class PreparedStatement:
+    """A SQLAlchemy statement rendered once for ``sqlite3``: its SQL and its encoded parameters.
+
+    Named ``bindparam``s are filled in at :meth:`parameters`; every value is encoded by the
+    bind's own SQLAlchemy type, so the statement runs exactly as SQLAlchemy would run it.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        dialect = sqlite.dialect()
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        self._order = list(compiled.positiontup or ())
+        self._defaults = dict(compiled.params)
+        self._processors = [
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._order
+        ]
+
+    def parameters(self, **values: Any) -> list[Any]:
+        """The positional parameters, the named binds given in ``values``."""
+        merged = {**self._defaults, **values}
+        return encode_row([merged[name] for name in self._order], self._processors)
+
+
 class SqliteThread:
     """A connection to one SQLite file in a dedicated thread; use as ``async with``."""
 
@@ -72,28 +99,28 @@ class SqliteThread:
 
     async def __aenter__(self) -> SqliteThread:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
-        await self.call(self._open)
+        await self._in_thread(self._open)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._executor is None:
             return
         try:
-            await self.call(self._close)
+            await self._in_thread(self._close)
         finally:
             self._executor.shutdown(wait=True)
             self._executor = None
 
     async def call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(connection, *args)`` in the thread (one crossing there and back)."""
+        return await self._in_thread(self._with_connection, fn, args)
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
         if self._executor is None:
             raise RuntimeError(f"{self._name} is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._with_connection, fn, args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _with_connection(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
-        if fn in (self._open, self._close):
-            return fn()
         assert self._conn is not None
         return fn(self._conn, *args)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import BindParameter, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.base import utcnow
@@ -92,6 +94,30 @@ class TokenOwner:
     tenant_active: bool
 
 
+def token_owner_select(
+    token_hash: str | BindParameter[str], now: datetime | BindParameter[datetime]
+) -> Select[*tuple[Any, ...]]:
+    """The statement reading a login token's owner: its first columns are those of
+    :func:`token_owner_of` (callers may add columns and joins)."""
+    user_id = LoginSession.sess["user_id"].as_string()
+    return (
+        select(User.id, User.tenant_id, User.email, User.name, User.color, Tenant.is_active)
+        .select_from(LoginSession)
+        .join(User, User.id == user_id)
+        .outerjoin(Tenant, Tenant.id == User.tenant_id)
+        .where(LoginSession.sid == token_hash, LoginSession.expire > now)
+    )
+
+
+def token_owner_of(row: Sequence[Any]) -> TokenOwner:
+    """The owner from the first columns of a :func:`token_owner_select` row."""
+    uid, tenant_id, email, name, color, tenant_active = row[:6]
+    # A tenant's is_active is nullable (NULL counts as active); sqlite3 hands booleans as 0/1.
+    return TokenOwner(
+        uid, tenant_id, email, name, color, tenant_active is None or bool(tenant_active)
+    )
+
+
 async def resolve_login_session(
     db: AsyncSession, token_hash: str, *, now: datetime | None = None
 ) -> TokenOwner | None:
@@ -100,20 +126,8 @@ async def resolve_login_session(
     One statement (login session, user and tenant joined): it runs for every request and every
     websocket join.
     """
-    user_id = LoginSession.sess["user_id"].as_string()
-    row = (
-        await db.execute(
-            select(User.id, User.tenant_id, User.email, User.name, User.color, Tenant.is_active)
-            .select_from(LoginSession)
-            .join(User, User.id == user_id)
-            .outerjoin(Tenant, Tenant.id == User.tenant_id)
-            .where(LoginSession.sid == token_hash, LoginSession.expire > (now or utcnow()))
-        )
-    ).first()
-    if row is None:
-        return None
-    uid, tenant_id, email, name, color, tenant_active = row
-    return TokenOwner(uid, tenant_id, email, name, color, tenant_active is not False)
+    row = (await db.execute(token_owner_select(token_hash, now or utcnow()))).first()
+    return None if row is None else token_owner_of(row)
 
 
 async def purge_expired_login_sessions(db: AsyncSession, *, now: datetime | None = None) -> int:
