@@ -32,7 +32,7 @@ from server.settings import Settings
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryWriter
 from storage.repositories.admission import admission_reader
-from storage.sqlite_batch import sqlite_file_of
+from storage.sqlite_thread import sqlite_file_of
 
 logger = logging.getLogger(__name__)
 

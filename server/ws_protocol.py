@@ -140,7 +140,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             try:
                 message = bytes(data).decode()
             except UnicodeDecodeError:
-                self._fail(1007, "invalid UTF-8 in a text frame")
+                self.direct.drop(1007, "invalid UTF-8 in a text frame")
                 return
         else:
             message = bytes(data)
@@ -149,14 +149,4 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         except Exception:
             # The receiver handles bad input itself; this is a bug. Only this connection ends.
             logger.exception("websocket message handler failed; closing the connection")
-            self._fail(1011, "internal server error")
-
-    def _fail(self, code: int, reason: str) -> None:
-        """Close the connection now, telling the client ``code``, and the app it is gone."""
-        self.direct.receiver = None
-        if self.conn.state is State.OPEN:
-            self.conn.fail(code, reason)
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
-        self.transport.write(b"".join(self.conn.data_to_send()))
-        self.close_sent = True
-        self.transport.close()
+            self.direct.drop(1011, "internal server error")

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.base import utcnow
 from storage.models import CollaborationSession, DocumentUpdate, EditHistory
 from storage.repositories.collaboration import save_document
-from storage.sqlite_batch import SqliteBatchInserter
+from storage.sqlite_batch import HISTORY_COLUMNS, SqliteBatchInserter
 
 logger = logging.getLogger(__name__)
 
@@ -286,26 +286,25 @@ class HistoryWriter:
         self, pending: list[_Pending], updates: dict[str, list[bytes]]
     ) -> list[list[int]]:
         now = utcnow()
-        entries = [e for item in pending for e in item.entries]
+        # One row per entry, in the column order of HISTORY_COLUMNS.
+        rows = [
+            (
+                e.session_id,
+                e.user_id,
+                e.operation,
+                e.content_before,
+                e.content_after,
+                e.node_id,
+                now,
+            )
+            for item in pending
+            for e in item.entries
+        ]
         merged = [(session_id, self._merge(chunks), now) for session_id, chunks in updates.items()]
         if self._inserter is not None:
-            ids = await self._inserter.insert(
-                [
-                    (
-                        e.session_id,
-                        e.user_id,
-                        e.operation,
-                        e.content_before,
-                        e.content_after,
-                        e.node_id,
-                        now,
-                    )
-                    for e in entries
-                ],
-                merged,
-            )
+            ids = await self._inserter.insert(rows, merged)
         else:
-            ids = await self._write_with_sqlalchemy(entries, merged, now)
+            ids = await self._write_with_sqlalchemy(rows, merged)
         per_item: list[list[int]] = []
         start = 0
         for item in pending:
@@ -314,28 +313,15 @@ class HistoryWriter:
         return per_item
 
     async def _write_with_sqlalchemy(
-        self,
-        entries: list[HistoryEntry],
-        updates: list[tuple[str, bytes, datetime]],
-        now: datetime,
+        self, rows: list[tuple[Any, ...]], updates: list[tuple[str, bytes, datetime]]
     ) -> list[int]:
         async with self._sessions() as db, db.begin():
             # Multi-row INSERTs (no ORM unit of work: this is the hot path).
-            params = [
-                {
-                    "session_id": e.session_id,
-                    "user_id": e.user_id,
-                    "operation": e.operation,
-                    "content_before": e.content_before,
-                    "content_after": e.content_after,
-                    "node_id": e.node_id,
-                    "created_at": now,
-                }
-                for e in entries
-            ]
             ids: list[int] = []
-            if params:
-                ids = await _insert_history_rows(db, params)
+            if rows:
+                ids = await _insert_history_rows(
+                    db, [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in rows]
+                )
             if updates:
                 await db.execute(
                     insert(cast(Table, DocumentUpdate.__table__)),

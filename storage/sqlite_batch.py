@@ -21,9 +21,9 @@ from typing import Any, cast
 from sqlalchemy import Table
 
 from storage.models import DocumentUpdate, EditHistory
-from storage.sqlite_thread import SqliteThread, bind_processors, encode_row, sqlite_file_of
+from storage.sqlite_thread import SqliteThread, bind_processors, encode_row
 
-__all__ = ["HISTORY_COLUMNS", "SqliteBatchInserter", "sqlite_file_of"]
+__all__ = ["HISTORY_COLUMNS", "SqliteBatchInserter"]
 
 HISTORY_COLUMNS = (
     "session_id",

@@ -129,17 +129,20 @@ class ClientConnection:
         which is closed (1013)."""
         if self._closing:
             return
-        direct = self.direct
         if (
-            direct is not None
-            and self._sender is None
+            self._sender is None
             and not isinstance(message, Deferred | _Close)
+            and self._write_direct(message)
         ):
-            if not isinstance(message, WireMessage):
-                message = WireMessage(message)
-            if direct.write(message):
-                return
+            return
         self._enqueue(message)
+
+    def _write_direct(self, message: str | bytes | WireMessage) -> bool:
+        """Write through the direct transport if there is one and its buffer has room."""
+        if self.direct is None:
+            return False
+        wire = message if isinstance(message, WireMessage) else WireMessage(message)
+        return self.direct.write(wire)
 
     def send_json(self, message: dict[str, Any]) -> None:
         """Queue a JSON protocol message."""
@@ -163,8 +166,11 @@ class ClientConnection:
             return
         queue.append(message)
         if self._sender is None:
-            self._sender = asyncio.create_task(self._drain(queue), name=f"sender-{self.id}")
-            self._sender.add_done_callback(self._sender_done)
+            self._start_sender(queue)
+
+    def _start_sender(self, queue: deque[Outgoing]) -> None:
+        self._sender = asyncio.create_task(self._drain(queue), name=f"sender-{self.id}")
+        self._sender.add_done_callback(self._sender_done)
 
     def _force_close(self, code: int, reason: str) -> None:
         """Close at once, dropping what is queued (a slow consumer, or a close with no room).
@@ -220,8 +226,7 @@ class ClientConnection:
             self._end()
         elif self._queue:
             # Queued while the last write was finishing (a close frame, say): keep going.
-            self._sender = asyncio.create_task(self._drain(self._queue), name=f"sender-{self.id}")
-            self._sender.add_done_callback(self._sender_done)
+            self._start_sender(self._queue)
 
     async def flush(self, timeout: float) -> None:
         """Wait (at most ``timeout`` seconds) until what is queued, a close frame included, is
@@ -253,11 +258,8 @@ class ClientConnection:
                 with contextlib.suppress(RuntimeError, OSError):
                     await ws.close(item.code, item.reason)
             return False
-        if self.direct is not None:
-            # Its turn has come: written now if the buffer has room, else awaited below.
-            wire = item if isinstance(item, WireMessage) else WireMessage(item)
-            if self.direct.write(wire):
-                return True
+        if self._write_direct(item):
+            return True  # its turn has come and the buffer has room; else awaited below
         data = item.data if isinstance(item, WireMessage) else item
         try:
             if isinstance(data, bytes):

@@ -33,8 +33,8 @@ class _Batch:
 class PipelinedPublisher:
     """Sends PUBLISH commands through ``client`` in batches (see the module docstring).
 
-    Use as ``async with PipelinedPublisher(client) as publisher:``; :meth:`publish` raises the
-    error that failed its pipeline (a ``RedisError`` or ``OSError``).
+    Use as ``async with PipelinedPublisher(client) as publisher:``; :meth:`publish_many` raises
+    the error that failed its pipeline (a ``RedisError`` or ``OSError``).
     """
 
     def __init__(self, client: Redis) -> None:
@@ -59,10 +59,6 @@ class PipelinedPublisher:
                 batch.done.set_exception(ConnectionError("the publisher stopped"))
                 batch.done.exception()  # retrieved: the waiters may be gone
         self._queue.clear()
-
-    async def publish(self, channel: bytes, message: bytes) -> None:
-        """PUBLISH ``message`` on ``channel``, in the next pipeline; returns once Redis took it."""
-        await self.publish_many(channel, [message])
 
     async def publish_many(self, channel: bytes, messages: Sequence[bytes]) -> None:
         """PUBLISH each of ``messages`` on ``channel``, in order; returns once Redis took all."""

@@ -20,7 +20,7 @@ from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryEntry, HistoryWriter, SessionGoneError
 from storage.models import CollaborationSession, DocumentUpdate, EditHistory
 from storage.repositories.collaboration import create_session, load_document
-from storage.sqlite_batch import sqlite_file_of
+from storage.sqlite_thread import sqlite_file_of
 from tests.support.accounts import create_accounts
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
