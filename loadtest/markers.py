@@ -70,7 +70,11 @@ class EditClocks:
 
 
 def decode_state_vector(data: bytes) -> dict[int, int]:
-    """A Yjs state vector (``varuint count``, then ``varuint client, varuint clock`` pairs)."""
+    """A Yjs state vector (``varuint count``, then ``varuint client, varuint clock`` pairs).
+
+    Not :class:`crdt.codec.Decoder`: this runs after every update every generator client
+    applies, and one loop over the bytes costs a third of the Decoder's checked reads.
+    """
     values: list[int] = []
     value = shift = 0
     for byte in data:
