@@ -19,7 +19,7 @@ from storage.models.compose import (
 )
 from storage.models.core import Run, RunRating, Technique, Template
 from storage.models.marketplace import MARKETPLACE_STATUSES, MarketplacePrompt
-from storage.models.prompts import Prompt, PromptVersion
+from storage.models.prompts import Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from storage.models.tenancy import LoginSession, Tenant, User
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "LoginSession",
     "MarketplacePrompt",
     "Prompt",
+    "PromptLabel",
+    "PromptLabelEvent",
     "PromptVersion",
     "Run",
     "RunRating",

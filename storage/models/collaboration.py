@@ -37,6 +37,8 @@ class CollaborationSession(Base):
     # Ours (0007_tenant_scoping): the persisted Yjs document state (an update encoding the
     # whole document), stored next to the plain ``content``.
     crdt_state: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Ours (0011_prompt_labels): the prompt the session edits (publish makes its versions).
+    prompt_id: Mapped[str | None] = mapped_column(ForeignKey("prompts.id", ondelete="SET NULL"))
 
     tenant: Mapped[Tenant | None] = relationship()
     owner: Mapped[User] = relationship()
@@ -54,6 +56,7 @@ class CollaborationSession(Base):
         Index("idx_sessions_tenant", "tenant_id"),
         Index("idx_sessions_owner", "owner_id"),
         Index("idx_sessions_share_token", "share_token"),
+        Index("idx_sessions_prompt", "prompt_id"),
         Index(
             "idx_sessions_active",
             "is_active",
