@@ -1,0 +1,1 @@
+"""Agent compose: converter → critic → judge, offline or with a model, as durable jobs."""
