@@ -1,4 +1,10 @@
-"""Semantic cache: entries, tags, daily statistics and configuration (schema doc §12–15)."""
+"""Semantic cache: entries, tags, daily statistics and configuration (schema doc §12–15).
+
+Columns marked "ours (0014_semantic_cache_scope)" key each entry on the scope it was made in
+(model, temperature, max_tokens, the non-user sections) and on the embedder that made its vector,
+keep what a refresh needs, and record the judge's precision samples and the nearest-similarity
+histogram per tenant and day.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +42,22 @@ class SemanticCache(Base):
     expires_at: Mapped[datetime]
     # Ours (0007_tenant_scoping): a shared cache would hand one tenant's responses to another.
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"))
+    # Ours (0014_semantic_cache_scope): an answer never crosses models or settings, and vectors
+    # of different embedders are never compared. ``scope_key`` hashes model, temperature,
+    # max_tokens and ``sections_hash`` (the rendered system/developer/context sections).
+    scope_key: Mapped[str] = mapped_column(default="", server_default=text("''"))
+    sections_hash: Mapped[str] = mapped_column(default="", server_default=text("''"))
+    # Hash of the unrendered prompt-version sections the entry came from (retirement).
+    source_hash: Mapped[str | None]
+    # Stored x100, as runs.temperature.
+    temperature: Mapped[int | None]
+    max_tokens: Mapped[int | None]
+    embedder: Mapped[str] = mapped_column(default="", server_default=text("''"))
+    # The rendered non-user sections, so a refresh can run the same prompt again.
+    sections: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    # Token usage of the call that produced ``response``: what each hit saves.
+    prompt_tokens: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    completion_tokens: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     tenant: Mapped[Tenant | None] = relationship()
     tags: Mapped[list[CacheTag]] = relationship(
@@ -48,6 +70,9 @@ class SemanticCache(Base):
         Index("idx_cache_expires", "expires_at"),
         Index("idx_cache_user", "user_id"),
         Index("idx_cache_tenant", "tenant_id"),
+        Index("idx_cache_scope", "tenant_id", "scope_key", "embedder"),
+        Index("idx_cache_sections", "tenant_id", "sections_hash"),
+        Index("idx_cache_lru", "tenant_id", "last_accessed_at"),
     )
 
 
@@ -79,6 +104,10 @@ class CacheStatistics(Base):
     total_misses: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     tokens_saved: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     cost_saved: Mapped[float] = mapped_column(Double, default=0.0, server_default=text("0"))
+    # Ours (0014_semantic_cache_scope): hits checked by the judge model, and how many of them
+    # it found correct (the estimated precision is their ratio).
+    judged_hits: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    judged_correct: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     # Ours (0007_tenant_scoping); the doc's unique(date) becomes unique(tenant_id, date).
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"))
 
@@ -120,7 +149,35 @@ class CacheConfig(Base):
     )
     # Ours (0007_tenant_scoping): each tenant configures its own cache.
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"))
+    # Ours (0014_semantic_cache_scope): runs hotter than this bypass the cache; the share of
+    # semantic hits the judge model checks, and which model judges.
+    bypass_temperature: Mapped[float] = mapped_column(
+        Double, default=1.0, server_default=text("1.0")
+    )
+    precision_sample_rate: Mapped[float] = mapped_column(
+        Double, default=0.1, server_default=text("0.1")
+    )
+    judge_model: Mapped[str] = mapped_column(default="offline", server_default=text("'offline'"))
 
     tenant: Mapped[Tenant | None] = relationship()
 
     __table_args__ = (Index("idx_cache_config_tenant", "tenant_id"),)
+
+
+class CacheSimilarityBucket(Base):
+    """Ours (0014_semantic_cache_scope): how many lookups found their nearest entry in one
+    similarity bucket, per tenant and day (the histogram to tune the threshold against).
+
+    ``bucket`` is ``floor(similarity * 20)``, 0-20 (20 holds exact similarity 1.0); lookups
+    whose scope held no comparable entry are counted in bucket -1.
+    """
+
+    __tablename__ = "cache_similarity_buckets"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    date: Mapped[datetime]
+    bucket: Mapped[int]
+    count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
+    __table_args__ = (UniqueConstraint("tenant_id", "date", "bucket"),)
