@@ -1,0 +1,76 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, and a real server per module.
+
+The browser is the system's ``chromium`` (``executable_path``), never one Playwright downloads.
+Every test module here is marked ``browser``: skipped locally without Chromium, required in CI
+(see ``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, async_playwright
+
+from migrations.runner import upgrade
+from tests.browser.pages import COLORS, set_colors
+from tests.support.accounts import Account, create_accounts
+from tests.support.server_process import ServerProcess, running_server
+from tests.support.services import require_service
+
+BROWSER_ENV = {
+    "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS": "0.5",
+    "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "0.2",
+}
+
+
+def chromium_path() -> str | None:
+    """The Debian ``chromium`` binary, if installed."""
+    return shutil.which("chromium")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the module."""
+    executable = chromium_path()
+    require_service("Debian's chromium (apt-get install chromium)", executable is not None)
+    async with async_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        instance = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+@pytest.fixture(scope="module")
+def browser_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database for the module's server."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'server.db'}"
+    upgrade(url, "head")
+    return url
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def server(
+    browser_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """A running server for the module."""
+    async with running_server(
+        browser_database_url, Path(tmp_path_factory.mktemp("logs")), BROWSER_ENV
+    ) as proc:
+        yield proc
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def team(server: ServerProcess) -> list[Account]:
+    """Three users of one fresh tenant, Alice, Bob and Carol, each with a colour of their own."""
+    accounts = await create_accounts(server.database_url, ["Alice", "Bob", "Carol"])
+    colors = dict(zip((a.user_id for a in accounts), COLORS, strict=True))
+    await set_colors(server.database_url, colors)
+    return accounts
