@@ -1,4 +1,5 @@
-"""The Starlette application factory.
+"""The application factory: a FastAPI app (REST under ``/api``, OpenAPI at ``/openapi.json``,
+docs at ``/docs``) with the raw Starlette websocket endpoint beside it.
 
 ``create_app(settings)`` connects nothing: every shared resource (engine, history writer, hub) is
 built in the lifespan and torn down in reverse order, flushing everything on shutdown.
@@ -12,16 +13,13 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
+from fastapi import FastAPI
 from redis.asyncio import Redis
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from crdt.merge import fold_updates, merge_updates
-from server.api import routes as api_routes
-from server.errors import ApiError, error_response
+from server.api import api_router
+from server.api.handlers import install_error_handlers
 from server.health import healthz, readyz
 from server.hub.broker import create_broker
 from server.hub.endpoint import collaboration_socket
@@ -29,6 +27,8 @@ from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub
 from server.services import Services
 from server.settings import Settings
+from server.version import __version__
+from server.web import web_routes
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryWriter
 from storage.repositories.admission import admission_reader
@@ -37,11 +37,11 @@ from storage.sqlite_thread import sqlite_file_of
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app for ``settings``; resources are created when it starts."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         sessions = create_session_factory(engine)
         redis = (
@@ -98,39 +98,29 @@ def create_app(settings: Settings) -> Starlette:
                 await redis.aclose()
             await engine.dispose()
 
-    return Starlette(
-        routes=[
+    app = FastAPI(
+        title="Prompt Studio",
+        version=__version__,
+        summary="Real-time collaborative prompt engineering: REST API",
+        description=(
+            "Everything that is not live. The live editor speaks y-websocket and a JSON op "
+            "protocol on `GET /ws/{share_token}` (see the README)."
+        ),
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    app.include_router(api_router(), prefix="/api")
+    # Raw Starlette routes, outside the OpenAPI document: probes and the websocket endpoint
+    # (which keeps the direct transport of server.ws_protocol).
+    app.router.routes.extend(
+        [
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Mount("/api", routes=api_routes()),
             WebSocketRoute("/ws/{share_token}", collaboration_socket),
-        ],
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _unexpected_error,
-        },
-        lifespan=lifespan,
+            *web_routes(),
+        ]
     )
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return exc.to_response()
-
-
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    response = error_response(exc.status_code, code, str(exc.detail))
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "an unexpected error occurred")
+    return app

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server.http import services_of
+from server.services import services_of
 
 READY_TIMEOUT_SECONDS = 2.0
 

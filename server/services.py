@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from server.settings import Settings
 from storage.repositories.admission import AdmissionReader
@@ -30,3 +31,9 @@ class Services:
     # A Redis client when REDIS_URL is set (readiness checks it).
     redis: Redis | None = None
     extras: dict[str, object] = field(default_factory=dict)
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    """The process's :class:`Services`, stored on the app in the lifespan."""
+    services: Services = conn.app.state.services
+    return services

@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from server.llm.endpoints import EndpointConfigError, parse_models, validate_base_url
+from server.llm.secrets import fernet_key_of
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./prompt-studio.db"
 
 
@@ -51,6 +54,56 @@ class Settings:
     # "direct": uvicorn protocol with the synchronous fan-out path (server.ws_protocol);
     # "asgi": uvicorn's stock protocol and the portable ASGI path only.
     ws_transport: str = "direct"
+    # A connection whose HTTP request head is not complete this long after it was accepted (or,
+    # kept alive, after its next request began) is closed (408 if part of the head arrived).
+    head_timeout_seconds: float = 10.0
+    # Connections with an incomplete request head one node holds at once; past it the oldest
+    # is closed (a slowloris otherwise holds a file descriptor per connection).
+    max_half_open_connections: int = 1000
+    # How long a client dropped for not reading (1013) may take to read what was buffered for
+    # it before its connection is aborted.
+    drop_grace_seconds: float = 5.0
+    # Agent compose jobs (server.compose.runner): jobs one node runs at once (0: none here).
+    compose_concurrency: int = 2
+    # A claimed job's lease; renewed every third of it while the job runs. A node that dies
+    # leaves its jobs to be resumed by any node once the lease has expired.
+    compose_lease_seconds: float = 30.0
+    # How often an idle runner looks for jobs submitted on other nodes.
+    compose_poll_seconds: float = 1.0
+    # Claims of one job before it is failed (each claim after a crash counts).
+    compose_max_attempts: int = 3
+    # Longest one agent (one model call, with its retries) may take before the job fails.
+    compose_stage_timeout_seconds: float = 120.0
+    # Times an invalid model answer is shown back to the model before the stage fails.
+    compose_validation_retries: int = 1
+    # Pending + running compose jobs one tenant may have; more is refused with 429.
+    compose_max_active_per_tenant: int = 10
+    # Longest idea (``raw``) and each optional field, in characters.
+    compose_max_input_chars: int = 20_000
+    # How often an event stream re-reads a job run by another node.
+    compose_events_poll_seconds: float = 1.0
+    # An event stream ends after this long even if the job is still going (clients reconnect).
+    compose_events_max_seconds: float = 900.0
+    # How long the "Composer" stays in a live session's presence after the job finished.
+    compose_presence_linger_seconds: float = 60.0
+    # The platform operator's key (operator endpoints under /api/admin); unset = they answer 404.
+    operator_key: str | None = None
+    # How often expired login sessions are deleted.
+    login_purge_interval_seconds: float = 3600.0
+    # The server's OpenAI-compatible endpoint (LLM_BASE_URL; unset with LLM_API_KEY set = OpenAI).
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    # Models served by that endpoint (LLM_MODELS, comma-separated); empty = ask its /models.
+    llm_models: tuple[str, ...] = ()
+    # Per-request timeout (connect, each read) and SDK retries (backoff honours Retry-After).
+    llm_timeout_seconds: float = 60.0
+    llm_max_retries: int = 2
+    # How long an endpoint's /models answer is believed, and how many endpoints are remembered.
+    llm_models_ttl_seconds: float = 300.0
+    llm_models_cache_size: int = 256
+    # Encrypts tenants' provider keys (Fernet key or a passphrase of 32+ characters; comma list
+    # to rotate). Unset: tenants cannot store provider keys.
+    secret_key: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -157,10 +210,119 @@ class Settings:
             node_id=env.get("PROMPT_STUDIO_NODE_ID") or None,
             ws_compression=boolean("PROMPT_STUDIO_WS_COMPRESSION", defaults.ws_compression),
             ws_transport=ws_transport,
+            head_timeout_seconds=number(
+                "PROMPT_STUDIO_HEAD_TIMEOUT_SECONDS", defaults.head_timeout_seconds, 0.1
+            ),
+            max_half_open_connections=integer(
+                "PROMPT_STUDIO_MAX_HALF_OPEN_CONNECTIONS", defaults.max_half_open_connections, 1
+            ),
+            drop_grace_seconds=number(
+                "PROMPT_STUDIO_DROP_GRACE_SECONDS", defaults.drop_grace_seconds, 0.1
+            ),
+            compose_concurrency=integer(
+                "PROMPT_STUDIO_COMPOSE_CONCURRENCY", defaults.compose_concurrency, 0, 64
+            ),
+            compose_lease_seconds=number(
+                "PROMPT_STUDIO_COMPOSE_LEASE_SECONDS", defaults.compose_lease_seconds, 1.0
+            ),
+            compose_poll_seconds=number(
+                "PROMPT_STUDIO_COMPOSE_POLL_SECONDS", defaults.compose_poll_seconds, 0.05
+            ),
+            compose_max_attempts=integer(
+                "PROMPT_STUDIO_COMPOSE_MAX_ATTEMPTS", defaults.compose_max_attempts, 1, 100
+            ),
+            compose_stage_timeout_seconds=number(
+                "PROMPT_STUDIO_COMPOSE_STAGE_TIMEOUT_SECONDS",
+                defaults.compose_stage_timeout_seconds,
+                1.0,
+            ),
+            compose_validation_retries=integer(
+                "PROMPT_STUDIO_COMPOSE_VALIDATION_RETRIES",
+                defaults.compose_validation_retries,
+                0,
+                5,
+            ),
+            compose_max_active_per_tenant=integer(
+                "PROMPT_STUDIO_COMPOSE_MAX_ACTIVE_PER_TENANT",
+                defaults.compose_max_active_per_tenant,
+                1,
+            ),
+            compose_max_input_chars=integer(
+                "PROMPT_STUDIO_COMPOSE_MAX_INPUT_CHARS", defaults.compose_max_input_chars, 100
+            ),
+            compose_events_poll_seconds=number(
+                "PROMPT_STUDIO_COMPOSE_EVENTS_POLL_SECONDS",
+                defaults.compose_events_poll_seconds,
+                0.05,
+            ),
+            compose_events_max_seconds=number(
+                "PROMPT_STUDIO_COMPOSE_EVENTS_MAX_SECONDS", defaults.compose_events_max_seconds, 1.0
+            ),
+            compose_presence_linger_seconds=number(
+                "PROMPT_STUDIO_COMPOSE_PRESENCE_LINGER_SECONDS",
+                defaults.compose_presence_linger_seconds,
+            ),
+            operator_key=_operator_key(env.get("PROMPT_STUDIO_OPERATOR_KEY", "")),
+            login_purge_interval_seconds=number(
+                "PROMPT_STUDIO_LOGIN_PURGE_INTERVAL_SECONDS",
+                defaults.login_purge_interval_seconds,
+                1.0,
+            ),
+            llm_base_url=_llm_base_url(env.get("LLM_BASE_URL", "")),
+            llm_api_key=env.get("LLM_API_KEY", "").strip() or None,
+            llm_models=parse_models(env.get("LLM_MODELS", "")),
+            llm_timeout_seconds=number(
+                "PROMPT_STUDIO_LLM_TIMEOUT_SECONDS", defaults.llm_timeout_seconds, 0.1
+            ),
+            llm_max_retries=integer(
+                "PROMPT_STUDIO_LLM_MAX_RETRIES", defaults.llm_max_retries, 0, 10
+            ),
+            llm_models_ttl_seconds=number(
+                "PROMPT_STUDIO_LLM_MODELS_TTL_SECONDS", defaults.llm_models_ttl_seconds
+            ),
+            llm_models_cache_size=integer(
+                "PROMPT_STUDIO_LLM_MODELS_CACHE_SIZE", defaults.llm_models_cache_size, 1
+            ),
+            secret_key=_secret_key(env.get("PROMPT_STUDIO_SECRET_KEY", "")),
         )
 
 
 WS_TRANSPORTS = ("direct", "asgi")
+
+#: An operator key shorter than this is refused: it guards every tenant.
+MIN_OPERATOR_KEY_LENGTH = 24
+
+
+def _operator_key(raw: str) -> str | None:
+    key = raw.strip()
+    if not key:
+        return None
+    if len(key) < MIN_OPERATOR_KEY_LENGTH:
+        raise SettingsError(
+            f"PROMPT_STUDIO_OPERATOR_KEY must be at least {MIN_OPERATOR_KEY_LENGTH} characters"
+        )
+    return key
+
+
+def _llm_base_url(raw: str) -> str | None:
+    if not raw.strip():
+        return None
+    try:
+        return validate_base_url(raw, field="LLM_BASE_URL")
+    except EndpointConfigError as error:
+        raise SettingsError(f"LLM_BASE_URL: {error}") from None
+
+
+def _secret_key(raw: str) -> str | None:
+    if not raw.strip():
+        return None
+    for part in raw.split(","):
+        try:
+            fernet_key_of(part)
+        except ValueError as error:
+            raise SettingsError(f"PROMPT_STUDIO_SECRET_KEY: {error}") from None
+    return raw.strip()
+
 
 SUPPORTED_DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from fastapi import APIRouter
 
 from server.api import me, session_history, session_members, sessions
 
 
-def routes() -> list[BaseRoute]:
-    """Every REST route of the server."""
-    return [*me.routes, *sessions.routes, *session_members.routes, *session_history.routes]
+def api_router() -> APIRouter:
+    """Every REST router of the server, to be included under ``/api``."""
+    router = APIRouter()
+    for area in (me, sessions, session_members, session_history):
+        router.include_router(area.router)
+    return router

@@ -1,29 +1,15 @@
-"""Helpers shared by the REST routers: the caller, the tenant-scoped session, serialisation."""
+"""Helpers shared by the collaboration routers: the tenant's session, roles, the share link."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import Request
 
-from server.auth import Principal, authenticate
+from server.auth import Principal
 from server.errors import Forbidden, NotFound
-from server.http import services_of
 from server.hub.connection import ROLE_RANK
 from storage.models import CollaborationSession
 from storage.repositories.collaboration import get_member, get_session
-
-
-async def caller(request: Request) -> Principal:
-    """The authenticated user of a request (401 otherwise)."""
-    return await authenticate(request, services_of(request).sessions)
-
-
-def iso(value: datetime | None) -> str | None:
-    """A timestamp as ISO 8601 in UTC (stored naive, always UTC)."""
-    return None if value is None else value.isoformat() + "Z"
 
 
 async def tenant_session(
@@ -51,23 +37,3 @@ def ws_url(request: Request, share_token: str) -> str:
     """The websocket URL a client joins with (y-websocket: serverUrl + '/ws', room = token)."""
     scheme = "wss" if request.url.scheme == "https" else "ws"
     return f"{scheme}://{request.url.netloc}/ws/{share_token}"
-
-
-def session_json(
-    session: CollaborationSession, *, content: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """A session as the API shows it."""
-    body: dict[str, Any] = {
-        "id": session.id,
-        "name": session.name,
-        "description": session.description,
-        "is_active": session.is_active,
-        "owner_id": session.owner_id,
-        "tenant_id": session.tenant_id,
-        "created_at": iso(session.created_at),
-        "updated_at": iso(session.updated_at),
-    }
-    if content is not None:
-        body["content"] = content
-    body.update(extra)
-    return body

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from fastapi import APIRouter
 
-from server.api.common import caller
+from server.api.deps import CurrentUser
+from server.api.routing import StudioRoute
+from server.api.schemas.sessions import MeOut
+
+router = APIRouter(route_class=StudioRoute, tags=["account"])
 
 
-async def me(request: Request) -> JSONResponse:
+@router.get("/me", response_model=MeOut, summary="The caller")
+async def me(user: CurrentUser) -> MeOut:
     """The caller's user and tenant."""
-    principal = await caller(request)
-    return JSONResponse(
-        {
-            "id": principal.user_id,
-            "email": principal.email,
-            "name": principal.name,
-            "color": principal.color,
-            "tenant_id": principal.tenant_id,
-        }
+    return MeOut(
+        id=user.user_id,
+        email=user.email,
+        name=user.name,
+        color=user.color,
+        tenant_id=user.tenant_id,
     )
-
-
-routes = [Route("/me", me, methods=["GET"])]

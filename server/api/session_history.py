@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from fastapi import APIRouter, Depends
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crdt import EditOp, parse_op
 from crdt.replay import replay
-from server.api.common import caller, iso, require_role, tenant_session
-from server.errors import Conflict, NotFound, ValidationFailed
-from server.http import page_params, read_json_object, reject_unknown_fields, services_of
+from server.api.common import require_role, tenant_session
+from server.api.deps import CurrentUser, ServicesDep, UserDb
+from server.api.routing import StudioRoute
+from server.api.schemas.sessions import (
+    EditDetail,
+    EditOut,
+    EditUser,
+    HistoryList,
+    RestoreOut,
+    RestoreRequest,
+)
+from server.api.types import IntId, PageParams, ResourceId
+from server.errors import Conflict, NotFound
 from storage.models import EditHistory
 from storage.repositories.history import HistoryItem, get_edit, list_history, replay_rows
 
+router = APIRouter(route_class=StudioRoute, tags=["sessions"])
 
-def _edit_json(item: HistoryItem) -> dict[str, Any]:
+
+def _edit_out(item: HistoryItem) -> EditOut:
     edit = item.edit
     operation = edit.operation if isinstance(edit.operation, dict) else {}
-    return {
-        "id": edit.id,
-        "user": {"id": edit.user_id, "name": item.user_name},
-        "operation": operation,
-        "origin": operation.get("origin", "user"),
-        "created_at": iso(edit.created_at),
-    }
+    return EditOut(
+        id=edit.id,
+        user=EditUser(id=edit.user_id, name=item.user_name),
+        operation=operation,
+        origin=str(operation.get("origin", "user")),
+        created_at=edit.created_at,
+    )
 
 
 def _stored_op(row: EditHistory) -> EditOp:
@@ -46,75 +57,60 @@ def content_after(rows: list[EditHistory]) -> str:
     return replay(first.content_before, (_stored_op(r) for r in rows))
 
 
-async def history(request: Request) -> JSONResponse:
-    """``GET /api/sessions/{id}/history``: edits, newest first, paged."""
-    principal = await caller(request)
-    limit, offset = page_params(request)
-    async with services_of(request).sessions() as db:
-        session = await tenant_session(db, request.path_params["session_id"], principal)
-        items, total = await list_history(db, session.id, limit=limit, offset=offset)
-    return JSONResponse(
-        {"items": [_edit_json(i) for i in items], "total": total, "limit": limit, "offset": offset}
-    )
-
-
-def _edit_id(raw: object, field: str = "edit_id") -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        value = raw
-    elif isinstance(raw, str) and raw.isdecimal():
-        value = int(raw)
-    else:
-        raise ValidationFailed(f"{field} must be an integer", field=field)
-    if value < 1:
-        raise ValidationFailed(f"{field} must be positive", field=field)
-    return value
-
-
-async def _content_at(request: Request, session_id: str, edit_id: int) -> tuple[HistoryItem, str]:
-    async with services_of(request).sessions() as db:
-        item = await get_edit(db, session_id, edit_id)
-        if item is None:
-            raise NotFound(f"no edit {edit_id} in this session")
-        rows = await replay_rows(db, session_id, edit_id)
+async def content_at(db: AsyncSession, session_id: str, edit_id: int) -> tuple[HistoryItem, str]:
+    """An edit of the session and the text right after it (404 / 409 when impossible)."""
+    item = await get_edit(db, session_id, edit_id)
+    if item is None:
+        raise NotFound(f"no edit {edit_id} in this session")
+    rows = await replay_rows(db, session_id, edit_id)
     if not rows:
         raise Conflict(f"the text after edit {edit_id} cannot be rebuilt (no checkpoint)")
     return item, content_after(rows)
 
 
-async def edit_detail(request: Request) -> JSONResponse:
-    """``GET /api/sessions/{id}/history/{edit_id}``: one edit and the text right after it."""
-    principal = await caller(request)
-    edit_id = _edit_id(request.path_params["edit_id"])
-    async with services_of(request).sessions() as db:
-        session = await tenant_session(db, request.path_params["session_id"], principal)
-    item, content = await _content_at(request, session.id, edit_id)
-    return JSONResponse({**_edit_json(item), "content": content})
+@router.get("/sessions/{session_id}/history", response_model=HistoryList, summary="Edits")
+async def history(
+    session_id: ResourceId,
+    user: CurrentUser,
+    db: UserDb,
+    page: Annotated[PageParams, Depends()],
+) -> HistoryList:
+    """The session's edits, newest first, paged."""
+    session = await tenant_session(db, session_id, user)
+    items, total = await list_history(db, session.id, limit=page.limit, offset=page.offset)
+    return HistoryList(
+        items=[_edit_out(i) for i in items], total=total, limit=page.limit, offset=page.offset
+    )
 
 
-async def restore(request: Request) -> JSONResponse:
-    """``POST /api/sessions/{id}/restore`` ``{edit_id}``: bring the text back, as a new change."""
-    principal = await caller(request)
-    body = await read_json_object(request)
-    reject_unknown_fields(body, {"edit_id"})
-    if "edit_id" not in body:
-        raise ValidationFailed("edit_id is required", field="edit_id")
-    edit_id = _edit_id(body["edit_id"])
-    services = services_of(request)
-    async with services.sessions() as db:
-        session = await tenant_session(db, request.path_params["session_id"], principal)
-        await require_role(db, session, principal, "EDITOR")
+@router.get(
+    "/sessions/{session_id}/history/{edit_id}", response_model=EditDetail, summary="One edit"
+)
+async def edit_detail(
+    session_id: ResourceId, edit_id: IntId, user: CurrentUser, db: UserDb
+) -> EditDetail:
+    """One edit and the text right after it."""
+    session = await tenant_session(db, session_id, user)
+    item, content = await content_at(db, session.id, edit_id)
+    return EditDetail(**_edit_out(item).model_dump(), content=content)
+
+
+@router.post("/sessions/{session_id}/restore", response_model=RestoreOut, summary="Restore")
+async def restore(
+    session_id: ResourceId,
+    body: RestoreRequest,
+    user: CurrentUser,
+    db: UserDb,
+    services: ServicesDep,
+) -> RestoreOut:
+    """Bring the text back to an edit, as a new change every client receives (EDITOR+)."""
+    session = await tenant_session(db, session_id, user)
+    await require_role(db, session, user, "EDITOR")
     if not session.is_active:
         raise Conflict("the session is not active")
-    _item, target = await _content_at(request, session.id, edit_id)
-    rev, durable = await services.hub.replace_text(
-        session.id, principal.user_id, target, origin="restore"
-    )
+    live_id = session.id
+    _item, target = await content_at(db, live_id, body.edit_id)
+    await db.rollback()  # release the read transaction before waiting on the hub
+    rev, durable = await services.hub.replace_text(live_id, user.user_id, target, origin="restore")
     await durable
-    return JSONResponse({"rev": rev, "content": target, "restored_edit_id": edit_id})
-
-
-routes = [
-    Route("/sessions/{session_id}/history", history, methods=["GET"]),
-    Route("/sessions/{session_id}/history/{edit_id}", edit_detail, methods=["GET"]),
-    Route("/sessions/{session_id}/restore", restore, methods=["POST"]),
-]
+    return RestoreOut(rev=rev, content=target, restored_edit_id=body.edit_id)

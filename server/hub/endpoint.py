@@ -16,7 +16,6 @@ import logging
 from starlette.websockets import WebSocket, WebSocketState
 
 from server.auth import Principal, extract_token, principal_of
-from server.http import services_of
 from server.hub.closing import CloseCode, CloseConnection
 from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.json_protocol import error_message, handle_json_frame, welcome_message
@@ -25,7 +24,7 @@ from server.hub.room import Room
 from server.hub.wire import DIRECT_EXTENSION, DirectTransport
 from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
 from server.security import hash_secret
-from server.services import Services
+from server.services import Services, services_of
 from storage.repositories.collaboration import ensure_member, member_roster
 
 logger = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, s
             CloseCode.UNAUTHENTICATED, "a login token is required (?token=… or a cookie)"
         )
     share_token = websocket.path_params["share_token"]
-    owner, target = await services.admission.read(hash_secret(token), share_token)
+    owner, target = await services.admission.read(hash_secret(token), hash_secret(share_token))
     principal = principal_of(owner)
     if principal is None:
         raise CloseConnection(CloseCode.UNAUTHENTICATED, "the login token is unknown or expired")

@@ -1,0 +1,105 @@
+"""Field types and the base model shared by every request and response body.
+
+Declared once here so every endpoint refuses the same classes of bad input the same way:
+unknown fields, NaN/Infinity, lone surrogates, integers past 64 bits, over-long strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+#: The largest value of a signed 64-bit integer column (SERIAL ids, counters).
+MAX_DB_INT = 2**63 - 1
+
+
+def _no_lone_surrogates(value: str) -> str:
+    """Refuse text that cannot be stored as UTF-8 (a lone UTF-16 surrogate from ``\\ud800``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text contains a lone UTF-16 surrogate") from None
+    return value
+
+
+#: Any stored text: valid Unicode that encodes as UTF-8.
+Text = Annotated[str, AfterValidator(_no_lone_surrogates)]
+
+
+def bounded_text(max_length: int, *, min_length: int = 0, strip: bool = False) -> Any:
+    """A :data:`Text` type with length bounds (characters)."""
+    return Annotated[
+        str,
+        StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=strip),
+        AfterValidator(_no_lone_surrogates),
+    ]
+
+
+#: A display name: 1-200 characters, surrounding whitespace removed.
+Name = bounded_text(200, min_length=1, strip=True)
+#: A free-text description.
+Description = bounded_text(2_000)
+#: Prompt text, templates, document content.
+LongText = bounded_text(1_000_000)
+#: A tag or category: 1-64 characters.
+Tag = bounded_text(64, min_length=1, strip=True)
+#: An integer id or count that fits a 64-bit database column.
+DbInt = Annotated[int, Field(ge=1, le=MAX_DB_INT, strict=True)]
+
+
+def _utc_iso(value: datetime) -> str:
+    # Timestamps are stored naive and always in UTC.
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+#: A stored (naive UTC) timestamp, shown as ISO 8601 with a ``Z``.
+UtcDatetime = Annotated[
+    datetime,
+    PlainSerializer(_utc_iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class ApiModel(BaseModel):
+    """Base of every request and response body."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, from_attributes=True)
+
+
+class PageParams:
+    """``?limit=&offset=`` as a dependency: ``page: Annotated[PageParams, Depends()]``."""
+
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+class Page(ApiModel):
+    """The paging fields every list response carries next to its ``items``."""
+
+    total: int
+    limit: int
+    offset: int
+
+
+#: A text id in a path (UUIDs): bounded, so no request sends megabytes into a query.
+ResourceId = Annotated[str, Path(min_length=1, max_length=100)]
+#: An integer id in a path (SERIAL columns): 1 … 2**63-1, else 422.
+IntId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
