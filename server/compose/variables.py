@@ -74,9 +74,9 @@ def _matches(text: str) -> list[_Match]:
         found.append(_Match(match.start(), match.end(), canonical_name(word)))
     found.sort(key=lambda m: (m.start, -m.end))
     kept: list[_Match] = []
-    for match in found:
-        if match.name and (not kept or match.start >= kept[-1].end):
-            kept.append(match)
+    for candidate in found:
+        if candidate.name and (not kept or candidate.start >= kept[-1].end):
+            kept.append(candidate)
     return kept
 
 
