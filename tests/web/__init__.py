@@ -1,0 +1,1 @@
+"""The browser bundle: served by the server, and what its sources build."""
