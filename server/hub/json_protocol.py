@@ -54,6 +54,10 @@ def handle_json_frame(room: Room, conn: ClientConnection, raw: str) -> None:
     except ValueError as exc:
         conn.send_json(error_message("malformed_json", f"the frame is not valid JSON: {exc}"))
         return
+    except RecursionError:
+        # No message of this protocol nests more than a few levels.
+        conn.send_json(error_message("malformed_json", "the frame's JSON is nested too deeply"))
+        return
     if not isinstance(message, dict):
         conn.send_json(error_message("invalid_message", "a message must be a JSON object"))
         return
@@ -151,6 +155,8 @@ def _handle_presence(
     if isinstance(cursor, str):
         conn.send_json(error_message("invalid_presence", cursor, msg_id, field="cursor"))
         return
+    if cursor == conn.cursor and conn.awareness_client_id in room.awareness.states:
+        return  # nothing new to tell anyone (the server renews the state itself)
     conn.cursor = cursor
     conn.awareness_clock += 1
     state: dict[str, Any] = {

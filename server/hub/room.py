@@ -17,7 +17,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from crdt import Change, EditOp, PromptDocument, UpdateError
@@ -28,6 +27,7 @@ from crdt.codec import (
     encode_sync_update,
 )
 from crdt.merge import merge_updates
+from server.hub.awareness import DEFAULT_LIMITS, AwarenessLimits, RoomAwareness
 from server.hub.connection import ClientConnection, WireProtocol, dumps
 from server.hub.wire import WireMessage
 from storage.history_writer import HistoryEntry, HistoryWriter
@@ -39,9 +39,6 @@ OP_LOG_LIMIT = 10_000
 # A history row carries a full-text checkpoint (content_after) at least this often.
 CHECKPOINT_EVERY_EDITS = 100
 CHECKPOINT_EVERY_CHARS = 64 * 1024
-# Awareness states from other nodes that are not renewed within this time are dropped (Yjs
-# clients renew every 15 s and drop peers after 30 s; this matches them).
-REMOTE_AWARENESS_TIMEOUT_SECONDS = 30.0
 
 
 class StaleRevisionError(Exception):
@@ -58,20 +55,6 @@ class Peers(Protocol):
         """Send awareness entries of a local client to the other nodes."""
 
 
-@dataclass(slots=True)
-class AwarenessState:
-    """The latest awareness state of one awareness client id.
-
-    ``owner`` is the local connection that announced it, or None for a client of another node.
-    """
-
-    clock: int
-    state: dict[str, Any]
-    owner: ClientConnection | None
-    user_id: str
-    updated_at: float
-
-
 class Room:
     """One document being edited on this node."""
 
@@ -86,6 +69,7 @@ class Room:
         writer: HistoryWriter,
         node_id: str | None = None,
         log_remote_updates: bool = False,
+        awareness_limits: AwarenessLimits = DEFAULT_LIMITS,
     ) -> None:
         self.session_id = session_id
         self.tenant_id = tenant_id
@@ -98,7 +82,7 @@ class Room:
         self.peers: Peers | None = None
         self._log: deque[tuple[int, EditOp]] = deque(maxlen=OP_LOG_LIMIT)
         self.connections: set[ClientConnection] = set()
-        self.awareness: dict[int, AwarenessState] = {}
+        self.awareness = RoomAwareness(awareness_limits)
         # The session's members by user id: read from the database at the first join, then
         # kept current by joins and control events (re-read after :meth:`invalidate_roster`).
         self.roster: dict[str, dict[str, str | None]] = {}
@@ -158,6 +142,7 @@ class Room:
     def add(self, conn: ClientConnection) -> None:
         """Register a connection and tell JSON clients someone joined."""
         self.connections.add(conn)
+        self.awareness.reserve(conn)
         self.broadcast_json(
             {
                 "type": "presence",
@@ -174,13 +159,9 @@ class Room:
     def remove(self, conn: ClientConnection) -> None:
         """Forget a connection, retract its awareness states and tell everyone it left."""
         self.connections.discard(conn)
-        removed = [
-            AwarenessEntry(client_id, known.clock + 1, None)
-            for client_id, known in self.awareness.items()
-            if known.owner is conn
-        ]
+        removed = self.awareness.release(conn)
         if removed:
-            self.update_awareness(conn, conn.user_id, removed)
+            self._announce_awareness(conn, conn.user_id, removed)
         self.broadcast_json(
             {
                 "type": "presence",
@@ -367,21 +348,29 @@ class Room:
     # -- awareness -----------------------------------------------------------------------------
 
     def update_awareness(
-        self, owner: ClientConnection | None, user_id: str, entries: Iterable[AwarenessEntry]
+        self, owner: ClientConnection | None, user_id: str, entries: list[AwarenessEntry]
     ) -> list[AwarenessEntry]:
         """Record awareness entries (from a local client, or another node when ``owner`` is
         None), tell every other client, and — for local ones — the other nodes.
 
-        Returns the entries that were news (a stale clock or another owner's id is ignored).
+        Returns the entries that were news; the rest (stale, another owner's id, over a cap:
+        see :mod:`server.hub.awareness`) are dropped.
         """
-        accepted = self._record_awareness(owner, user_id, entries)
-        if not accepted:
-            return accepted
+        accepted = self.awareness.record(owner, user_id, entries)
+        if accepted:
+            self._announce_awareness(owner, user_id, accepted)
+        return accepted
+
+    def _announce_awareness(
+        self, owner: ClientConnection | None, user_id: str, entries: list[AwarenessEntry]
+    ) -> None:
+        """Fan accepted entries out: one frame to the Yjs clients, one message per entry to the
+        JSON clients (a handful: see the per-connection cap), and local ones to the peers."""
         self.broadcast_yjs(
-            encode_awareness_message(encode_awareness(accepted)),
+            encode_awareness_message(encode_awareness(entries)),
             exclude=owner if owner is not None and owner.protocol is WireProtocol.YJS else None,
         )
-        for entry in accepted:
+        for entry in entries:
             self.broadcast_json(
                 {
                     "type": "presence",
@@ -393,34 +382,7 @@ class Room:
                 exclude=owner,
             )
         if owner is not None and self.peers is not None:
-            self.peers.publish_awareness(user_id, encode_awareness(accepted))
-        return accepted
-
-    def _record_awareness(
-        self, owner: ClientConnection | None, user_id: str, entries: Iterable[AwarenessEntry]
-    ) -> list[AwarenessEntry]:
-        accepted: list[AwarenessEntry] = []
-        now = time.monotonic()
-        for entry in entries:
-            known = self.awareness.get(entry.client_id)
-            if known is not None and known.owner is not owner:
-                continue  # one client may not overwrite another's awareness state
-            if known is not None and entry.clock < known.clock:
-                continue
-            if entry.state is None:
-                if known is None:
-                    continue
-                del self.awareness[entry.client_id]
-                if owner is not None:
-                    owner.yjs_client_ids.discard(entry.client_id)
-            else:
-                self.awareness[entry.client_id] = AwarenessState(
-                    entry.clock, entry.state, owner, user_id, now
-                )
-                if owner is not None and owner.protocol is WireProtocol.YJS:
-                    owner.yjs_client_ids.add(entry.client_id)
-            accepted.append(entry)
-        return accepted
+            self.peers.publish_awareness(user_id, encode_awareness(entries))
 
     def renew_awareness(self) -> None:
         """Keep presence alive: renew JSON clients' states, expire silent remote ones.
@@ -428,17 +390,10 @@ class Room:
         Yjs clients drop an awareness state not renewed for 30 s; JSON clients do not renew
         their own, so the server does it for them (called every ~15 s).
         """
-        now = time.monotonic()
-        expired_by_user: dict[str, list[AwarenessEntry]] = {}
-        for client_id, known in list(self.awareness.items()):
-            if known.owner is None and now - known.updated_at > REMOTE_AWARENESS_TIMEOUT_SECONDS:
-                expired_by_user.setdefault(known.user_id, []).append(
-                    AwarenessEntry(client_id, known.clock + 1, None)
-                )
-        for user_id, expired in expired_by_user.items():
+        for user_id, expired in self.awareness.expired(time.monotonic()).items():
             self.update_awareness(None, user_id, expired)
         for conn in list(self.connections):
-            own = self.awareness.get(conn.awareness_client_id)
+            own = self.awareness.states.get(conn.awareness_client_id)
             if own is not None and own.owner is conn:
                 conn.awareness_clock += 1
                 renewed = AwarenessEntry(conn.awareness_client_id, conn.awareness_clock, own.state)
@@ -446,19 +401,12 @@ class Room:
 
     def awareness_entries(self) -> list[AwarenessEntry]:
         """Every known awareness state, for a client that just connected or asked."""
-        return [AwarenessEntry(cid, s.clock, s.state) for cid, s in self.awareness.items()]
+        return self.awareness.entries()
 
     def local_awareness_by_user(self) -> dict[str, list[AwarenessEntry]]:
         """This node's clients' awareness states, grouped by user (for a peer that syncs)."""
-        grouped: dict[str, list[AwarenessEntry]] = {}
-        for cid, s in self.awareness.items():
-            if s.owner is not None:
-                grouped.setdefault(s.user_id, []).append(AwarenessEntry(cid, s.clock, s.state))
-        return grouped
+        return self.awareness.local_by_user()
 
     def presence_list(self) -> list[dict[str, Any]]:
         """Every known awareness state in the JSON protocol's shape."""
-        return [
-            {"client_id": cid, "user_id": s.user_id, "state": s.state}
-            for cid, s in self.awareness.items()
-        ]
+        return self.awareness.presence_list()

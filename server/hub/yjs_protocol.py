@@ -2,19 +2,19 @@
 
 Exactly one message per frame: sync step 1/2 and update (type 0), awareness (1), query
 awareness (3). A frame that cannot be decoded closes its own connection (1002); nothing is
-applied from it and no other client notices.
+applied from it and no other client notices. Awareness frames are decoded within the room's
+awareness caps (:mod:`server.hub.awareness`): what exceeds them is dropped, not closed.
 """
 
 from __future__ import annotations
 
 from crdt import ProtocolError, UpdateError
 from crdt.codec import (
-    AwarenessMessage,
+    MessageType,
     QueryAwareness,
     SyncStep1,
     SyncStep2,
     SyncUpdate,
-    decode_awareness,
     decode_message,
     encode_awareness,
     encode_awareness_message,
@@ -22,12 +22,15 @@ from crdt.codec import (
     encode_sync_step1,
     encode_sync_step2,
 )
+from server.hub.awareness import decode_awareness_frame
 from server.hub.closing import CloseCode, CloseConnection
 from server.hub.connection import ClientConnection
 from server.hub.room import Room
 
 # What a Yjs client sends when it has nothing the server lacks: no structs, empty delete set.
 EMPTY_UPDATE = b"\x00\x00"
+# An awareness frame starts with message type 1, a one-byte varuint.
+AWARENESS_PREFIX = bytes((MessageType.AWARENESS,))
 
 
 def greet_yjs(room: Room, conn: ClientConnection) -> None:
@@ -40,6 +43,9 @@ def greet_yjs(room: Room, conn: ClientConnection) -> None:
 
 def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> None:
     """Handle one binary frame from a Yjs client."""
+    if frame.startswith(AWARENESS_PREFIX):
+        _update_awareness(room, conn, frame)
+        return
     try:
         message = decode_message(frame)
     except ProtocolError as exc:
@@ -52,14 +58,21 @@ def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> Non
         conn.send(encode_sync_step2(diff))
     elif isinstance(message, SyncStep2 | SyncUpdate):
         _apply_update(room, conn, message.update)
-    elif isinstance(message, AwarenessMessage):
-        try:
-            entries = decode_awareness(message.payload)
-        except ProtocolError as exc:
-            raise CloseConnection(CloseCode.PROTOCOL_ERROR, f"bad awareness: {exc}") from None
-        room.update_awareness(conn, conn.user_id, entries)
     elif isinstance(message, QueryAwareness):
         conn.send(encode_awareness_message(encode_awareness(room.awareness_entries())))
+
+
+def _update_awareness(room: Room, conn: ClientConnection, frame: bytes) -> None:
+    """Decoded here rather than by :func:`decode_message`, which would parse every entry of a
+    message that may declare far more than the room lets it set."""
+    try:
+        decoded = decode_awareness_frame(frame, room.awareness.limits)
+    except ProtocolError as exc:
+        raise CloseConnection(CloseCode.PROTOCOL_ERROR, f"bad awareness: {exc}") from None
+    if decoded.refused is not None:
+        room.awareness.refuse(conn, decoded.refused)
+    if decoded.entries:
+        room.update_awareness(conn, conn.user_id, decoded.entries)
 
 
 def _apply_update(room: Room, conn: ClientConnection, update: bytes) -> None:

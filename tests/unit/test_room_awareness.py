@@ -6,6 +6,7 @@ import pytest
 
 from crdt import PromptDocument
 from crdt.codec import AwarenessEntry
+from server.hub import awareness as awareness_module
 from server.hub import room as room_module
 from server.hub.connection import ClientConnection
 from server.hub.room import Room
@@ -49,7 +50,7 @@ def test_a_client_cannot_overwrite_another_clients_state_or_go_back_in_time() ->
     assert room.update_awareness(ana, "ana", [AwarenessEntry(7, 2, {"cursor": 1})])
     assert not room.update_awareness(ben, "ben", [AwarenessEntry(7, 9, {"cursor": 5})])
     assert not room.update_awareness(ana, "ana", [AwarenessEntry(7, 1, {"cursor": 0})])
-    assert room.awareness[7].state == {"cursor": 1}
+    assert room.awareness.states[7].state == {"cursor": 1}
     # Ben was told about Ana's state; Ana was not echoed her own.
     assert len(written(ben)) == 1 and written(ana) == []
 
@@ -69,9 +70,9 @@ def test_silent_peer_states_expire_and_json_states_are_renewed(
     monkeypatch.setattr(
         room_module.time,
         "monotonic",
-        lambda: now + room_module.REMOTE_AWARENESS_TIMEOUT_SECONDS + 1,
+        lambda: now + awareness_module.REMOTE_AWARENESS_TIMEOUT_SECONDS + 1,
     )
     room.renew_awareness()
-    assert 99 not in room.awareness  # the peer's client went silent: expired
-    mine = room.awareness[ana.awareness_client_id]
+    assert 99 not in room.awareness.states  # the peer's client went silent: expired
+    mine = room.awareness.states[ana.awareness_client_id]
     assert mine.clock == 2 and mine.state == {"c": 1}  # renewed with a higher clock
