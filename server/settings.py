@@ -46,6 +46,14 @@ class Settings:
     presence_debounce_seconds: float = 15.0
     # Outgoing messages queued per connection before a slow consumer is closed (1013).
     send_queue_limit: int = 1024
+    # Awareness (presence) caps, see server.hub.awareness: client ids one connection may
+    # announce, entries one message may declare (more: dropped unread), states one room holds,
+    # and the size (JSON bytes) and nesting depth of one state.
+    awareness_ids_per_connection: int = 4
+    awareness_entries_per_message: int = 100
+    awareness_states_per_room: int = 1000
+    awareness_state_bytes: int = 8 * 1024
+    awareness_state_depth: int = 16
     # Node identity in a cluster; random per process when unset.
     node_id: str | None = None
     # Offer permessage-deflate to websocket clients. Off by default: collaboration messages are
@@ -206,6 +214,26 @@ class Settings:
             ),
             send_queue_limit=integer(
                 "PROMPT_STUDIO_SEND_QUEUE_LIMIT", defaults.send_queue_limit, 16
+            ),
+            awareness_ids_per_connection=integer(
+                "PROMPT_STUDIO_AWARENESS_IDS_PER_CONNECTION",
+                defaults.awareness_ids_per_connection,
+                1,
+            ),
+            awareness_entries_per_message=integer(
+                "PROMPT_STUDIO_AWARENESS_ENTRIES_PER_MESSAGE",
+                defaults.awareness_entries_per_message,
+                1,
+            ),
+            awareness_states_per_room=integer(
+                "PROMPT_STUDIO_AWARENESS_STATES_PER_ROOM", defaults.awareness_states_per_room, 1
+            ),
+            awareness_state_bytes=integer(
+                "PROMPT_STUDIO_AWARENESS_STATE_BYTES", defaults.awareness_state_bytes, 2
+            ),
+            # Deeper than this and re-encoding a state could hit Python's recursion limit.
+            awareness_state_depth=integer(
+                "PROMPT_STUDIO_AWARENESS_STATE_DEPTH", defaults.awareness_state_depth, 1, 100
             ),
             node_id=env.get("PROMPT_STUDIO_NODE_ID") or None,
             ws_compression=boolean("PROMPT_STUDIO_WS_COMPRESSION", defaults.ws_compression),

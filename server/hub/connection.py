@@ -92,8 +92,6 @@ class ClientConnection:
         # The awareness client id that stands for this connection when it speaks JSON.
         self.awareness_client_id = new_awareness_client_id()
         self.awareness_clock = 0
-        # Awareness client ids announced by this connection (Yjs clients pick their own).
-        self.yjs_client_ids: set[int] = set()
         self.cursor: dict[str, int] | None = None
         self.direct = direct
         self._limit = send_queue_limit

@@ -164,3 +164,27 @@ def test_with_overrides_returns_a_changed_copy() -> None:
     changed = base.with_overrides(port=9100, host="0.0.0.0")
     assert (changed.port, changed.host) == (9100, "0.0.0.0")
     assert (base.port, base.host) == (8000, "127.0.0.1")
+
+
+AWARENESS_VARIABLES = {
+    "PROMPT_STUDIO_AWARENESS_IDS_PER_CONNECTION": ("awareness_ids_per_connection", 4, 1, None),
+    "PROMPT_STUDIO_AWARENESS_ENTRIES_PER_MESSAGE": ("awareness_entries_per_message", 100, 1, None),
+    "PROMPT_STUDIO_AWARENESS_STATES_PER_ROOM": ("awareness_states_per_room", 1000, 1, None),
+    "PROMPT_STUDIO_AWARENESS_STATE_BYTES": ("awareness_state_bytes", 8192, 2, None),
+    "PROMPT_STUDIO_AWARENESS_STATE_DEPTH": ("awareness_state_depth", 16, 1, 100),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AWARENESS_VARIABLES))
+def test_awareness_limits_default_parse_and_refuse_values_past_their_edges(name: str) -> None:
+    field, default, minimum, maximum = AWARENESS_VARIABLES[name]
+    assert getattr(Settings.from_env({}), field) == default
+    assert getattr(Settings.from_env({name: str(minimum)}), field) == minimum
+    with pytest.raises(SettingsError, match=f"{name} must be >= {minimum}"):
+        Settings.from_env({name: str(minimum - 1)})
+    with pytest.raises(SettingsError, match=f"{name} must be an integer"):
+        Settings.from_env({name: "many"})
+    if maximum is not None:
+        assert getattr(Settings.from_env({name: str(maximum)}), field) == maximum
+        with pytest.raises(SettingsError, match=f"{name} must be <= {maximum}"):
+            Settings.from_env({name: str(maximum + 1)})
