@@ -57,8 +57,13 @@ async def test_two_pages_edit_at_once_and_converge_with_each_others_cursors(
             online = page.page.locator("#member-list .member[data-online='true']")
             await expect(online).to_have_count(2, timeout=15_000)
         await expect(a.page.locator(".member[data-role='EDITOR']")).to_contain_text("Bob")
+        # Bob selects the first line: Alice sees the selection in Bob's colour.
+        await b.page.keyboard.press("Control+Home")
+        await b.page.keyboard.press("Shift+End")
+        await expect(a.page.locator(".cm-ySelection").first).to_be_visible(timeout=15_000)
+        await expect(a.page.locator("#history-list .edit").first).to_be_visible(timeout=15_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await a.page.set_viewport_size({"width": 1200, "height": 720})
+        await a.page.set_viewport_size({"width": 1200, "height": 640})
         await a.wait_remote_caret("Bob")
         await a.page.screenshot(path=str(SCREENSHOTS / "session-two-members.png"))
     finally:
