@@ -22,12 +22,12 @@ LATEST = "latest"
 PRODUCTION = "production"
 BUILT_IN = (LATEST, PRODUCTION)
 #: Lower-case letters, digits, ``.``, ``_`` and ``-``; starting with a letter or digit.
-LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+LABEL_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 def validate_label(name: str, *, field: str = "label") -> str:
     """``name`` if it is a valid label name, else :class:`InvalidPrompt`."""
-    if LABEL_RE.match(name) is None:
+    if LABEL_RE.fullmatch(name) is None:
         raise InvalidPrompt(
             f"label {name!r} is invalid: 1-64 of a-z, 0-9, '.', '_', '-', "
             "starting with a letter or digit",

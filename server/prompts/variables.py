@@ -18,7 +18,7 @@ from server.prompts.content import PromptContent, Variable
 from server.prompts.errors import InvalidPrompt
 
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
-NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
+NAME_RE = re.compile(NAME_PATTERN)
 PLACEHOLDER_RE = re.compile(rf"\{{\{{[ \t]*({NAME_PATTERN})[ \t]*\}}\}}")
 
 UNDECLARED = "undeclared_variable"
@@ -86,7 +86,7 @@ def declare(
     seen: set[str] = set()
     for index, item in enumerate(raw):
         name = item.get("name")
-        if not isinstance(name, str) or NAME_RE.match(name) is None:
+        if not isinstance(name, str) or NAME_RE.fullmatch(name) is None:
             raise InvalidPrompt(
                 f"variable name {name!r} is invalid: use letters, digits and _, "
                 "not starting with a digit",
