@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.compose.agents import JobSpec
 from server.compose.events import (
     STAGE_PROGRESS,
     ChangeFeed,
@@ -39,8 +40,9 @@ from storage.repositories import compose as jobs
 
 logger = logging.getLogger(__name__)
 
-#: Builds the agents for a job's ``model_config``; raises ComposeStageError for an unknown model.
-AgentsFactory = Callable[[dict[str, Any], Sequence[TechniqueRow]], Agents]
+#: Opens the agents for a job (see :mod:`server.compose.agents`); raises ComposeStageError when
+#: its model is not available.
+AgentsFactory = Callable[[JobSpec], contextlib.AbstractAsyncContextManager[Agents]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,16 @@ class ComposeRunner:
 
     async def _stages(self, job: _Job, request: ComposeInput) -> None:
         claim = job.claim
-        agents = self._agents_for(claim.model_config, await self._techniques())
+        first = next((s for s in AGENT_STAGES if s not in job.outputs), "agent3")
+        spec = JobSpec(claim.model_config, await self._techniques(), claim.tenant_id, first)
+        async with self._agents_for(spec) as agents:
+            await self._stages_with(job, request, agents)
+        async with self._sessions() as db:
+            if not await jobs.complete(db, claim, self._clock(), outputs=job.outputs):
+                raise _LeaseLost
+        await self._announce(claim.run_id)
+
+    async def _stages_with(self, job: _Job, request: ComposeInput, agents: Agents) -> None:
         entered = False
         for index, stage in enumerate(AGENT_STAGES):
             if stage in job.outputs:
@@ -240,10 +251,6 @@ class ComposeRunner:
             if index + 1 < len(AGENT_STAGES):
                 # Store the output and move on in one write: a crash now resumes after it.
                 await self._enter(job, AGENT_STAGES[index + 1], outputs=True)
-        async with self._sessions() as db:
-            if not await jobs.complete(db, claim, self._clock(), outputs=job.outputs):
-                raise _LeaseLost
-        await self._announce(claim.run_id)
 
     async def _stage(
         self, agents: Agents, stage: str, request: ComposeInput, outputs: dict[str, Any]
