@@ -1,4 +1,5 @@
-"""A page across a real server restart: it reconnects, keeps offline edits, duplicates nothing."""
+"""Pages that lose the server (a real restart) or the network: they say so, keep their edits,
+reconnect and duplicate nothing."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from playwright.async_api import Browser, expect
 
 from tests.browser.conftest import BROWSER_ENV
 from tests.browser.pages import SessionPage, signed_in_context
-from tests.support.accounts import create_accounts
-from tests.support.api import create_session, has_content
+from tests.support.accounts import Account, create_accounts
+from tests.support.api import create_session, grant, has_content
 from tests.support.server_process import ServerProcess
 from tests.support.waiting import eventually
 
@@ -50,3 +51,27 @@ async def test_a_page_survives_a_server_restart_without_duplicating_text(
         await context.close()
     finally:
         await server.stop()
+
+
+async def test_an_offline_page_says_so_keeps_its_edits_and_sends_them_when_back(
+    browser: Browser, server: ServerProcess, team: list[Account]
+) -> None:
+    alice, bob, _ = team
+    session = await create_session(server, alice, "", name="Train ride")
+    await grant(server, alice, session["id"], bob)
+    a_context = await signed_in_context(browser, server, alice)
+    b_context = await signed_in_context(browser, server, bob)
+    try:
+        a = await SessionPage.open(a_context, server, session["share_token"])
+        b = await SessionPage.open(b_context, server, session["share_token"])
+        await a_context.set_offline(True)
+        await expect(a.status).to_have_attribute("data-state", "offline")
+        await a.type_at_end("written offline")
+        assert await a.text() == "written offline"
+        await a_context.set_offline(False)
+        await a.wait_connected()
+        await b.wait_text("written offline")
+        await eventually(lambda: has_content(server, alice, session["id"], "written offline"))
+    finally:
+        await a_context.close()
+        await b_context.close()
