@@ -25,7 +25,7 @@ from tests.support.services import (
 
 _counter = itertools.count()
 
-SERVICE_MARKERS = ("postgres", "redis", "node")
+SERVICE_MARKERS = ("postgres", "redis", "node", "browser")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -83,7 +83,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ]
     if skipped:
         reporter.write_line(
-            f"CI=true: {len(skipped)} PostgreSQL/Redis/Node.js test(s) were skipped; failing the run",
+            f"CI=true: {len(skipped)} PostgreSQL/Redis/Node.js/browser test(s) were skipped; "
+            "failing the run",
             red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
