@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, func, text
+from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, LargeBinary, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.base import Base, JSONType, postgresql_only, utcnow
@@ -79,6 +79,23 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     # Ours (0007_tenant_scoping): the tenant that owns the run.
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"))
+    # Ours (0013_runs). running → completed | truncated (the stream was cut; ``output`` holds
+    # what arrived) | failed (``error`` says why) | cancelled (the client went away).
+    status: Mapped[str] = mapped_column(default="completed", server_default="completed")
+    error: Mapped[str | None]
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    provider: Mapped[str | None]
+    finish_reason: Mapped[str | None]
+    # A run of a live session's text: the session and its Yjs state vector at that moment.
+    session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("collaboration_sessions.id", ondelete="SET NULL")
+    )
+    state_vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Answered from the semantic cache: the entry (no foreign key: entries expire) and the
+    # similarity of the lookup (hit or miss).
+    cache_hit: Mapped[bool] = mapped_column(default=False, server_default=false())
+    cache_entry_id: Mapped[str | None]
+    cache_similarity: Mapped[float | None] = mapped_column(Double)
 
     prompt_version: Mapped[PromptVersion | None] = relationship(back_populates="runs")
     tenant: Mapped[Tenant | None] = relationship()
@@ -91,6 +108,12 @@ class Run(Base):
         Index("idx_runs_model", "model"),
         Index("idx_runs_prompt_version", "prompt_version_id"),
         Index("idx_runs_tenant", "tenant_id"),
+        Index("idx_runs_tenant_created", "tenant_id", "created_at"),
+        Index("idx_runs_session", "session_id"),
+        CheckConstraint(
+            "status IN ('running', 'completed', 'truncated', 'failed', 'cancelled')",
+            name="valid_status",
+        ),
     )
 
 
@@ -107,7 +130,12 @@ class RunRating(Base):
         JSONType, default=list, server_default=text("'[]'")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # Ours (0013_runs): who rated.
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     run: Mapped[Run] = relationship(back_populates="ratings")
 
-    __table_args__ = (CheckConstraint("rating >= 1 AND rating <= 5", name="rating_range"),)
+    __table_args__ = (
+        CheckConstraint("rating >= 1 AND rating <= 5", name="rating_range"),
+        Index("idx_run_ratings_run", "run_id"),
+    )
