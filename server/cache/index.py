@@ -1,0 +1,295 @@
+"""The in-memory vector index: one numpy matrix per (tenant, scope, embedder).
+
+The table stays the source of truth: an index is loaded lazily from it the first time its scope
+is looked up, then kept in step by the cache service (its own commits) and by the broker (other
+nodes' commits). Entries are unit vectors, so cosine similarity is a dot product.
+
+Search is exact up to :data:`PREFILTER_MIN_ROWS` rows. Above that a fixed random orthogonal
+projection to :data:`PROJECTED_DIMENSIONS` dimensions picks :data:`CANDIDATES` candidates, whose
+exact similarities decide: a hit is always decided on the exact cosine, so the prefilter can
+only ever turn a hit into a miss (when the true nearest is not among the candidates), never
+serve a wrong entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+#: Rows from which a scope's search goes through the projected prefilter.
+PREFILTER_MIN_ROWS = 16_384
+#: Dimensions of the prefilter's projection.
+PROJECTED_DIMENSIONS = 64
+#: Candidates the prefilter hands to the exact comparison.
+CANDIDATES = 64
+_INITIAL_CAPACITY = 16
+
+#: (tenant id, scope key, embedder name)
+ScopeId = tuple[str, str, str]
+Vector = npt.NDArray[np.float32]
+_G = TypeVar("_G", bound=np.generic)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRow:
+    """One entry as loaded from the table."""
+
+    entry_id: str
+    vector: Vector
+    expires_at: float
+
+
+@cache
+def _projection(dimensions: int) -> Vector:
+    """A fixed (seeded) random orthogonal projection ``dimensions -> PROJECTED_DIMENSIONS``."""
+    rng = np.random.default_rng(dimensions)
+    basis, _ = np.linalg.qr(rng.standard_normal((dimensions, PROJECTED_DIMENSIONS)))
+    return np.ascontiguousarray(basis, dtype=np.float32)
+
+
+class VectorIndex:
+    """The unit vectors of one scope, with their expiry times (seconds since the epoch)."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self._ids: list[str] = []
+        self._rows: dict[str, int] = {}
+        self._matrix: npt.NDArray[np.float32] = np.zeros(
+            (_INITIAL_CAPACITY, dimensions), dtype=np.float32
+        )
+        self._expires: npt.NDArray[np.float64] = np.zeros(_INITIAL_CAPACITY, dtype=np.float64)
+        self._uses_projection = dimensions > PROJECTED_DIMENSIONS
+        self._projected: npt.NDArray[np.float32] = np.zeros(
+            (_INITIAL_CAPACITY, PROJECTED_DIMENSIONS if self._uses_projection else 0),
+            dtype=np.float32,
+        )
+        # Ids removed while the index was loading, so the load does not bring them back.
+        self._tombstones: set[str] = set()
+        self.loading = False
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._rows
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids held, in row order (a copy)."""
+        return list(self._ids)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the numpy arrays (capacity included)."""
+        return self._matrix.nbytes + self._expires.nbytes + self._projected.nbytes
+
+    def add(self, entry_id: str, vector: npt.ArrayLike, expires_at: float) -> None:
+        """Insert or replace one entry."""
+        row_vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if row_vector.shape[0] != self.dimensions:
+            raise ValueError(f"vector has {row_vector.shape[0]} dimensions, not {self.dimensions}")
+        self._tombstones.discard(entry_id)
+        row = self._rows.get(entry_id)
+        if row is None:
+            row = len(self._ids)
+            if row == self._matrix.shape[0]:
+                self._grow()
+            self._ids.append(entry_id)
+            self._rows[entry_id] = row
+        self._matrix[row] = row_vector
+        self._expires[row] = expires_at
+        if self._uses_projection:
+            self._projected[row] = row_vector @ _projection(self.dimensions)
+
+    def remove(self, entry_id: str) -> bool:
+        """Drop one entry; returns whether it was held."""
+        if self.loading:
+            self._tombstones.add(entry_id)
+        row = self._rows.pop(entry_id, None)
+        if row is None:
+            return False
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row] = moved
+            self._rows[moved] = row
+            self._matrix[row] = self._matrix[last]
+            self._expires[row] = self._expires[last]
+            self._projected[row] = self._projected[last]
+        self._ids.pop()
+        return True
+
+    def merge_loaded(self, rows: Iterable[LoadedRow]) -> None:
+        """Add what the table held, except entries changed or removed since the load began."""
+        for row in rows:
+            if row.entry_id not in self._rows and row.entry_id not in self._tombstones:
+                self.add(row.entry_id, row.vector, row.expires_at)
+        self._tombstones.clear()
+        self.loading = False
+
+    def search(self, vector: npt.ArrayLike, now: float) -> tuple[str | None, float | None]:
+        """The nearest unexpired entry and its cosine similarity, or ``(None, None)``."""
+        count = len(self._ids)
+        if count == 0:
+            return None, None
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        expired = self._expires[:count] <= now
+        if count < PREFILTER_MIN_ROWS or not self._uses_projection:
+            scores = self._matrix[:count] @ query
+            scores[expired] = -np.inf
+            best = int(np.argmax(scores))
+            similarity = float(scores[best])
+        else:
+            coarse = self._projected[:count] @ (query @ _projection(self.dimensions))
+            coarse[expired] = -np.inf
+            candidates = np.argpartition(coarse, -CANDIDATES)[-CANDIDATES:]
+            candidates = candidates[np.isfinite(coarse[candidates])]
+            if candidates.size == 0:
+                return None, None
+            exact = self._matrix[candidates] @ query
+            pick = int(np.argmax(exact))
+            best = int(candidates[pick])
+            similarity = float(exact[pick])
+        if not np.isfinite(similarity):
+            return None, None
+        return self._ids[best], similarity
+
+    def _grow(self) -> None:
+        capacity = self._matrix.shape[0] * 2
+        self._matrix = _resized(self._matrix, capacity)
+        self._expires = _resized(self._expires, capacity)
+        self._projected = _resized(self._projected, capacity)
+
+
+def _resized(array: npt.NDArray[_G], rows: int) -> npt.NDArray[_G]:
+    grown = np.zeros((rows, *array.shape[1:]), dtype=array.dtype)
+    grown[: array.shape[0]] = array
+    return grown
+
+
+Loader = Callable[[], Awaitable[list[LoadedRow]]]
+
+
+class IndexRegistry:
+    """The loaded indexes of this node, at most ``max_scopes`` (least recently used dropped)."""
+
+    def __init__(self, max_scopes: int) -> None:
+        if max_scopes < 1:
+            raise ValueError("max_scopes must be >= 1")
+        self._max_scopes = max_scopes
+        self._indexes: OrderedDict[ScopeId, VectorIndex] = OrderedDict()
+        self._loads: dict[ScopeId, asyncio.Future[VectorIndex]] = {}
+        self._where: dict[str, ScopeId] = {}
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    @property
+    def vectors(self) -> int:
+        """Vectors held across every loaded scope."""
+        return sum(len(index) for index in self._indexes.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by every loaded index's arrays."""
+        return sum(index.nbytes for index in self._indexes.values())
+
+    def loaded(self, scope: ScopeId) -> VectorIndex | None:
+        """The index of ``scope`` if it is loaded (or loading), else None."""
+        return self._indexes.get(scope)
+
+    async def get(self, scope: ScopeId, dimensions: int, loader: Loader) -> VectorIndex:
+        """The index of ``scope``, loading it with ``loader`` on first use.
+
+        Changes applied while the load runs are kept (the load does not undo them); concurrent
+        callers share one load.
+        """
+        index = self._indexes.get(scope)
+        if index is not None and not index.loading:
+            self._indexes.move_to_end(scope)
+            return index
+        pending = self._loads.get(scope)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        index = VectorIndex(dimensions)
+        index.loading = True
+        self._indexes[scope] = index
+        future: asyncio.Future[VectorIndex] = asyncio.get_running_loop().create_future()
+        self._loads[scope] = future
+        try:
+            rows = await loader()
+            index.merge_loaded(rows)
+        except BaseException as exc:
+            if self._indexes.get(scope) is index:
+                self._drop(scope)
+            future.set_exception(exc)
+            # Retrieved here so a load nobody else waited for logs nothing at shutdown.
+            future.exception()
+            raise
+        finally:
+            if self._loads.get(scope) is future:
+                del self._loads[scope]
+        if self._indexes.get(scope) is index:
+            for entry_id in index.ids:
+                self._where[entry_id] = scope
+            self._evict()
+        future.set_result(index)
+        return index
+
+    def add(self, scope: ScopeId, entry_id: str, vector: npt.ArrayLike, expires_at: float) -> None:
+        """Apply a committed insert or update (ignored when ``scope`` is not loaded)."""
+        previous = self._where.get(entry_id)
+        if previous is not None and previous != scope:
+            self.remove(entry_id)
+        index = self._indexes.get(scope)
+        if index is None:
+            return
+        index.add(entry_id, vector, expires_at)
+        self._where[entry_id] = scope
+
+    def remove(self, entry_id: str) -> None:
+        """Apply a committed delete (ignored when the entry's scope is not loaded)."""
+        scope = self._where.pop(entry_id, None)
+        if scope is not None:
+            index = self._indexes.get(scope)
+            if index is not None:
+                index.remove(entry_id)
+            return
+        # An entry not yet seen may belong to a scope that is loading right now.
+        for index in self._indexes.values():
+            if index.loading:
+                index.remove(entry_id)
+
+    def drop_tenant(self, tenant_id: str) -> None:
+        """Forget every loaded scope of one tenant (they reload from the table on next use)."""
+        for scope in [scope for scope in self._indexes if scope[0] == tenant_id]:
+            self._drop(scope)
+
+    def clear(self) -> None:
+        """Forget everything (after missed broker messages: the table is reloaded lazily)."""
+        for scope in list(self._indexes):
+            self._drop(scope)
+
+    def _drop(self, scope: ScopeId) -> None:
+        index = self._indexes.pop(scope, None)
+        if index is None:
+            return
+        for entry_id in index.ids:
+            if self._where.get(entry_id) == scope:
+                del self._where[entry_id]
+
+    def _evict(self) -> None:
+        while len(self._indexes) > self._max_scopes:
+            victim = next(
+                (scope for scope, index in self._indexes.items() if not index.loading), None
+            )
+            if victim is None:
+                return
+            self._drop(victim)
