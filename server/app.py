@@ -25,6 +25,10 @@ from server.hub.broker import create_broker
 from server.hub.endpoint import collaboration_socket
 from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub
+from server.hub.revocation import CredentialWatch
+from server.llm.secrets import SecretBox
+from server.llm.setup import llm_registry
+from server.login_purge import LoginPurger
 from server.services import Services
 from server.settings import Settings
 from server.version import __version__
@@ -42,7 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
         sessions = create_session_factory(engine)
         redis = (
             Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
@@ -53,25 +59,46 @@ def create_app(settings: Settings) -> FastAPI:
         broker = create_broker(settings.redis_url, node_id)
         clustered = settings.redis_url is not None
         try:
-            async with (
-                broker,
-                HistoryWriter(
-                    sessions,
-                    linger_seconds=settings.history_flush_ms / 1000,
-                    merge=merge_updates,
-                    fold=fold_updates,
-                    sqlite_file=sqlite_file_of(settings.database_url),
-                ) as writer,
-                PresenceTracker(sessions, interval=settings.presence_debounce_seconds) as presence,
-                Hub(
-                    sessions,
-                    writer,
-                    presence,
-                    broker,
-                    unload_grace_seconds=settings.unload_grace_seconds,
-                ) as hub,
-                admission_reader(settings.database_url, sessions) as admission,
-            ):
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(broker)
+                writer = await stack.enter_async_context(
+                    HistoryWriter(
+                        sessions,
+                        linger_seconds=settings.history_flush_ms / 1000,
+                        merge=merge_updates,
+                        fold=fold_updates,
+                        sqlite_file=sqlite_file_of(settings.database_url),
+                        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                        max_pending_edits=settings.history_max_pending_edits,
+                        max_pending_bytes=settings.history_max_pending_bytes,
+                        touch_seconds=settings.session_touch_seconds,
+                    )
+                )
+                presence = await stack.enter_async_context(
+                    PresenceTracker(sessions, interval=settings.presence_debounce_seconds)
+                )
+                hub = await stack.enter_async_context(
+                    Hub(
+                        sessions,
+                        writer,
+                        presence,
+                        broker,
+                        unload_grace_seconds=settings.unload_grace_seconds,
+                    )
+                )
+                admission = await stack.enter_async_context(
+                    admission_reader(settings.database_url, sessions)
+                )
+                credentials = await stack.enter_async_context(
+                    CredentialWatch(hub, broker, sessions)
+                )
+                await stack.enter_async_context(
+                    LoginPurger(
+                        sessions, credentials, interval=settings.login_purge_interval_seconds
+                    )
+                )
+                llm = llm_registry(settings)
+                stack.push_async_callback(llm.aclose)
                 app.state.services = Services(
                     settings=settings,
                     engine=engine,
@@ -79,6 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
                     hub=hub,
                     broker=broker,
                     admission=admission,
+                    credentials=credentials,
+                    llm=llm,
+                    secrets=SecretBox.from_setting(settings.secret_key),
                     redis=redis,
                 )
                 logger.info(

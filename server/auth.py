@@ -24,6 +24,9 @@ class Principal:
     email: str
     name: str
     color: str
+    # SHA-256 of the login token this principal presented (websockets keep it, so that a
+    # logout or a revocation can close exactly the connections opened with that token).
+    login_hash: str | None = None
 
 
 def extract_token(conn: HTTPConnection) -> str | None:
@@ -48,10 +51,11 @@ async def principal_for_token(db: AsyncSession, token: str) -> Principal | None:
 
     None when the token is unknown or expired, or its user has no tenant or a deactivated one.
     """
-    return principal_of(await resolve_login_session(db, hash_secret(token)))
+    token_hash = hash_secret(token)
+    return principal_of(await resolve_login_session(db, token_hash), token_hash)
 
 
-def principal_of(owner: TokenOwner | None) -> Principal | None:
+def principal_of(owner: TokenOwner | None, login_hash: str | None = None) -> Principal | None:
     """The principal of a login token's owner (None if there is none, or no active tenant)."""
     if owner is None or owner.tenant_id is None or not owner.tenant_active:
         return None
@@ -61,6 +65,7 @@ def principal_of(owner: TokenOwner | None) -> Principal | None:
         email=owner.email,
         name=owner.name,
         color=owner.color or "#3B82F6",
+        login_hash=login_hash,
     )
 
 

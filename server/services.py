@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
+from server.llm.registry import ProviderRegistry
+from server.llm.secrets import SecretBox
 from server.settings import Settings
 from storage.repositories.admission import AdmissionReader
 
 if TYPE_CHECKING:
     from server.hub.broker import Broker
     from server.hub.registry import Hub
+    from server.hub.revocation import CredentialWatch
 
 
 @dataclass(slots=True)
@@ -28,9 +31,14 @@ class Services:
     broker: Broker
     # Reads what a websocket join must know (one statement; see storage.repositories.admission).
     admission: AdmissionReader
+    # Closes websockets whose login token, user or tenant stopped being valid, on every node.
+    credentials: CredentialWatch
+    # Which LLM provider serves a model (server.llm.registry), and the box that opens tenants'
+    # sealed provider keys (PROMPT_STUDIO_SECRET_KEY).
+    llm: ProviderRegistry
+    secrets: SecretBox
     # A Redis client when REDIS_URL is set (readiness checks it).
     redis: Redis | None = None
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -105,8 +105,9 @@ async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, s
             CloseCode.UNAUTHENTICATED, "a login token is required (?token=… or a cookie)"
         )
     share_token = websocket.path_params["share_token"]
-    owner, target = await services.admission.read(hash_secret(token), hash_secret(share_token))
-    principal = principal_of(owner)
+    login_hash = hash_secret(token)
+    owner, target = await services.admission.read(login_hash, hash_secret(share_token))
+    principal = principal_of(owner, login_hash)
     if principal is None:
         raise CloseConnection(CloseCode.UNAUTHENTICATED, "the login token is unknown or expired")
     if target is None:

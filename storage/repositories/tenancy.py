@@ -130,7 +130,27 @@ async def resolve_login_session(
     return None if row is None else token_owner_of(row)
 
 
-async def purge_expired_login_sessions(db: AsyncSession, *, now: datetime | None = None) -> int:
-    """Delete expired login sessions; returns how many were removed."""
-    result = await db.execute(delete(LoginSession).where(LoginSession.expire <= (now or utcnow())))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+async def purge_expired_login_sessions(
+    db: AsyncSession, *, now: datetime | None = None
+) -> list[str]:
+    """Delete expired login sessions; returns the token hashes (``sid``) that were removed."""
+    expired = LoginSession.expire <= (now or utcnow())
+    sids = list((await db.scalars(select(LoginSession.sid).where(expired))).all())
+    if sids:
+        await db.execute(delete(LoginSession).where(LoginSession.sid.in_(sids)))
+    return sids
+
+
+async def delete_login_session(db: AsyncSession, token_hash: str) -> bool:
+    """Delete one login session (a logout); False when it did not exist."""
+    result = await db.execute(delete(LoginSession).where(LoginSession.sid == token_hash))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_user_login_sessions(db: AsyncSession, user_id: str) -> list[str]:
+    """Delete every login session of a user; returns their token hashes."""
+    owner = LoginSession.sess["user_id"].as_string() == user_id
+    sids = list((await db.scalars(select(LoginSession.sid).where(owner))).all())
+    if sids:
+        await db.execute(delete(LoginSession).where(LoginSession.sid.in_(sids)))
+    return sids

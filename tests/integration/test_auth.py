@@ -100,6 +100,7 @@ async def test_a_valid_token_resolves_to_its_user_and_tenant(
         email=ana.email,
         name="Ana",
         color="#3B82F6",
+        login_hash=hash_secret(ana.token),
     )
     other = await _resolve(sessions, ben.token)
     assert other is not None and other.user_id == ben.user_id
@@ -187,7 +188,9 @@ async def test_purge_removes_only_expired_sessions(
     ]
     fresh = await _mint(sessions, accounts[1].user_id, expires_in=timedelta(minutes=5))
     async with sessions() as db, db.begin():
-        assert await purge_expired_login_sessions(db) == 2
+        assert sorted(await purge_expired_login_sessions(db)) == sorted(
+            hash_secret(token) for token in expired
+        )
     async with sessions() as db:
         remaining = set(await db.scalars(select(LoginSession.sid)))
     assert remaining == {hash_secret(a.token) for a in accounts} | {hash_secret(fresh)}
@@ -195,7 +198,7 @@ async def test_purge_removes_only_expired_sessions(
     for account in accounts:
         assert await _resolve(sessions, account.token) is not None
     async with sessions() as db, db.begin():
-        assert await purge_expired_login_sessions(db) == 0
+        assert await purge_expired_login_sessions(db) == []
         assert await db.scalar(select(func.count()).select_from(LoginSession)) == 3
 
 
