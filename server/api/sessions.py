@@ -14,6 +14,7 @@ from crdt import PromptDocument
 from crdt.merge import fold_updates
 from server.api.common import require_role, tenant_session, ws_url
 from server.api.deps import CurrentUser, ServicesDep, UserDb
+from server.api.prompt_views import domain_errors
 from server.api.routing import StudioRoute
 from server.api.schemas.sessions import (
     SessionCreate,
@@ -26,6 +27,8 @@ from server.api.schemas.sessions import (
     ShareLink,
 )
 from server.api.types import PageParams, ResourceId
+from server.prompts.context import Actor
+from server.prompts.publishing import initial_text_for_version
 from server.security import hash_secret, new_share_token
 from storage.base import utcnow
 from storage.repositories.collaboration import (
@@ -44,6 +47,11 @@ async def create(
 ) -> SessionCreated:
     """A new session owned by the caller, with its share link."""
     content = body.content or ""
+    if body.prompt_id is not None:
+        with domain_errors():
+            content = await initial_text_for_version(
+                db, Actor(user.tenant_id, user.user_id), body.prompt_id, body.version
+            )
     # The CRDT state is made once, here, so every later load and every Yjs client shares it.
     document = PromptDocument.from_text(content)
     share_token = new_share_token()
@@ -57,6 +65,7 @@ async def create(
         share_token=hash_secret(share_token),
         crdt_state=document.full_state(),
     )
+    session.prompt_id = body.prompt_id
     await db.commit()
     return SessionCreated(
         **SessionOut.model_validate(session).model_dump(),

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crdt import OpOrigin, PromptDocument
 from crdt.diff import diff_to_op
 from crdt.merge import document_from_log
+from server.hub.announcements import announce
 from server.hub.broker import Broker, BrokerError
 from server.hub.closing import CloseCode
 from server.hub.cluster import CONTROL, RoomLink, encode_control, session_channel
@@ -259,6 +260,11 @@ class Hub:
         self._apply_control(session_id, {"action": "deactivate"})
         await self._publish_control(session_id, encode_control("deactivate"))
 
+    async def announce(self, session_id: str, kind: str, event: dict[str, object]) -> None:
+        """Show an event (e.g. ``published``) to every client of the session, on every node."""
+        self._apply_control(session_id, {"action": "announce", "kind": kind, "event": event})
+        await self._publish_control(session_id, encode_control("announce", kind=kind, event=event))
+
     def rename(self, session_id: str, name: str, description: str | None) -> None:
         """Keep a loaded room's name and description in step with the database."""
         room = self.rooms.get(session_id)
@@ -296,6 +302,8 @@ class Hub:
             room.roster.pop(user_id, None)
             for conn in room.connections_of(user_id):
                 conn.close(CloseCode.FORBIDDEN, "removed from the session")
+        elif action == "announce" and isinstance(message.get("event"), dict):
+            announce(room, str(message.get("kind")), dict(message["event"]))  # type: ignore[call-overload]
         elif action == "deactivate":
             room.active = False
             for conn in list(room.connections):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,6 +17,18 @@ class SessionCreate(ApiModel):
     name: Name
     description: Description | None = None
     content: LongText | None = Field(default=None, description="initial text of the document")
+    prompt_id: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None, description="start from this prompt's version; the session remembers it"
+    )
+    version: DbInt | None = Field(default=None, description="the version (default: resolve)")
+
+    @model_validator(mode="after")
+    def _one_starting_text(self) -> SessionCreate:
+        if self.prompt_id is not None and self.content is not None:
+            raise ValueError("give content or prompt_id, not both")
+        if self.version is not None and self.prompt_id is None:
+            raise ValueError("version needs prompt_id")
+        return self
 
 
 class SessionUpdate(ApiModel):
@@ -48,6 +60,7 @@ class SessionOut(ApiModel):
     is_active: bool
     owner_id: str
     tenant_id: str | None
+    prompt_id: str | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
 
