@@ -24,7 +24,7 @@ class SessionCreate(ApiModel):
 
     @model_validator(mode="after")
     def _one_starting_text(self) -> SessionCreate:
-        if self.prompt_id is not None and self.content is not None:
+        if self.prompt_id is not None and self.content:
             raise ValueError("give content or prompt_id, not both")
         if self.version is not None and self.prompt_id is None:
             raise ValueError("version needs prompt_id")

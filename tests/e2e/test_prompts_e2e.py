@@ -1,0 +1,65 @@
+"""Prompts against a real server: a session started from a version, edited live, published
+back, and the publish seen by a connected JSON client."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.accounts import Account
+from tests.support.api import call
+from tests.support.json_client import JsonClient
+from tests.support.server_process import ServerProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_edit_a_version_live_and_publish_it(
+    server: ServerProcess, team: list[Account]
+) -> None:
+    alice = team[0]
+    created = await call(
+        server,
+        alice,
+        "POST",
+        "/api/prompts",
+        json={"name": "Live", "version": {"sections": {"user": "Hello {{who}}"}}},
+    )
+    assert created.status_code == 201, created.text
+    prompt_id = created.json()["id"]
+    started = await call(
+        server, alice, "POST", "/api/sessions", json={"name": "s", "prompt_id": prompt_id}
+    )
+    assert started.status_code == 201, started.text
+    session = started.json()
+    assert session["content"] == "--- user ---\nHello {{who}}"
+
+    async with JsonClient(server.ws_base, session["share_token"], alice.token) as client:
+        assert client.text == session["content"]
+        await client.insert(len(client.text), "!")
+        published = await call(
+            server,
+            alice,
+            "POST",
+            f"/api/sessions/{session['id']}/publish",
+            json={"message": "live edit"},
+        )
+        assert published.status_code == 201, published.text
+        seen = await client.wait_for(lambda m: m.get("type") == "published")
+        assert seen["version"] == 2 and seen["prompt_id"] == prompt_id
+        assert seen["user_id"] == alice.user_id and seen["message"] == "live edit"
+        assert seen["edit_id"] == published.json()["source"]["edit_id"] is not None
+        presence = await client.wait_for(
+            lambda m: m.get("type") == "presence" and bool((m.get("state") or {}).get("server"))
+        )
+        assert presence["state"]["published"]["version"] == 2
+
+    version = await call(server, alice, "GET", f"/api/prompts/{prompt_id}/versions/2")
+    assert version.json()["sections"] == {"user": "Hello {{who}}!"}
+    rendered = await call(
+        server,
+        alice,
+        "POST",
+        f"/api/prompts/{prompt_id}/render",
+        json={"variables": {"who": "{{you}}"}},
+    )
+    assert rendered.json()["messages"] == [{"role": "user", "content": "Hello {{you}}!"}]
