@@ -1,15 +1,22 @@
 """Write-behind persistence of edit history and document updates, in group commits.
 
 Edits are submitted as they happen; a single background task writes everything submitted while
-the previous commit was in flight in ONE transaction — the ``edit_history`` rows and, per
-document, one ``document_updates`` row holding the batch's Yjs updates merged — then resolves
-each submitter's future. A failed commit keeps its entries and is retried with backoff, so
-nothing acknowledged is ever lost and nothing is acknowledged before it is durable.
+the previous commit was in flight in ONE transaction — the ``edit_history`` rows, per document
+one ``document_updates`` row holding the batch's Yjs updates merged, and (debounced) the
+sessions' ``updated_at`` — then resolves each submitter's future. A failed commit keeps its
+entries and is retried with backoff, so nothing acknowledged is ever lost and nothing is
+acknowledged before it is durable.
+
+What is submitted but not yet durable is the *backlog*. It is bounded: once it holds
+``max_pending_edits`` edits or ``max_pending_bytes`` bytes, :meth:`HistoryWriter.admit` says no
+and the intake refuses new edits (before applying them) until commits catch up, so a writer
+that cannot keep up pushes back instead of growing memory.
 
 A document's persisted state is ``collaboration_sessions.crdt_state`` plus its
 ``document_updates`` rows. The same task folds a document's rows into ``crdt_state`` (and its
-plain ``content``) once it has enough of them or they get old, and on request (a document being
-unloaded), so each commit writes O(change) bytes instead of the whole document.
+plain ``content``) — one document at a time, between commits — when its log has grown as large
+as its snapshot (so folding costs O(change) amortized however large the document gets), has
+many rows, or got old, and on request (a document being unloaded).
 """
 
 from __future__ import annotations
@@ -17,35 +24,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.base import utcnow
-from storage.models import CollaborationSession, DocumentUpdate, EditHistory
-from storage.repositories.collaboration import save_document
-from storage.sqlite_batch import HISTORY_COLUMNS, SqliteBatchInserter
+from storage.engine import DEFAULT_SQLITE_BUSY_TIMEOUT_MS
+from storage.history_backlog import DEFAULT_MAX_BYTES, DEFAULT_MAX_EDITS, Backlog
+from storage.history_sql import FoldFn, compact_document, write_batch
+from storage.models import CollaborationSession
+from storage.sqlite_batch import SqliteBatchInserter
+from storage.update_log import UpdateLogs
 
 logger = logging.getLogger(__name__)
 
 INITIAL_BACKOFF_SECONDS = 0.05
-# Fold a document's update log into its snapshot after this many rows, or rows this old.
-# Rows are small and loading merges them in one pass, so a long log is cheap to keep; each
-# compaction costs several statements and, with several nodes, is done by every node.
+# Fold a document's update log into its snapshot once the log is as large as the snapshot (at
+# least COMPACT_MIN_BYTES), has this many rows, or its oldest row is this old. Loading merges
+# snapshot and log in one pass, so a log as large as its snapshot costs a load little.
 COMPACT_AFTER_ROWS = 1000
 COMPACT_AFTER_SECONDS = 30.0
+COMPACT_MIN_BYTES = 64 * 1024
+# What one pending edit is counted as beyond its texts: the entry, its row and operation dict.
+ENTRY_OVERHEAD_BYTES = 256
 
 # Merges several Yjs updates into one.
 MergeFn = Callable[[Sequence[bytes]], bytes]
-# Folds updates into a stored state: (state or None, updates) -> (new state, its text).
-FoldFn = Callable[[bytes | None, Sequence[bytes]], tuple[bytes, str]]
+
+__all__ = ["FoldFn", "HistoryEntry", "HistoryWriter", "MergeFn", "SessionGoneError"]
 
 
 @dataclass(slots=True)
@@ -59,6 +72,16 @@ class HistoryEntry:
     content_after: str | None = None
     node_id: str | None = None
 
+    def size(self) -> int:
+        """Bytes this entry is counted as while it waits (see ``max_pending_bytes``)."""
+        content = self.operation.get("content")
+        return (
+            ENTRY_OVERHEAD_BYTES
+            + len(self.content_before or "")
+            + len(self.content_after or "")
+            + (len(content) if isinstance(content, str) else 0)
+        )
+
 
 @dataclass(slots=True)
 class _Pending:
@@ -70,6 +93,9 @@ class _Pending:
 class _Batch:
     pending: list[_Pending] = field(default_factory=list)
     updates: dict[str, list[bytes]] = field(default_factory=dict)
+    # What this batch adds to the backlog (edits, bytes).
+    edits: int = 0
+    size: int = 0
 
 
 class SessionGoneError(LookupError):
@@ -92,24 +118,40 @@ class HistoryWriter:
         max_backoff_seconds: float = 5.0,
         compact_after_rows: int = COMPACT_AFTER_ROWS,
         compact_after_seconds: float = COMPACT_AFTER_SECONDS,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
+        max_pending_edits: int = DEFAULT_MAX_EDITS,
+        max_pending_bytes: int = DEFAULT_MAX_BYTES,
+        touch_seconds: float = 5.0,
         sqlite_file: str | None = None,
+        sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
     ) -> None:
-        """``sqlite_file``: the database is this SQLite file; write batches to it directly
-        (:mod:`storage.sqlite_batch`) instead of through ``sessions``."""
+        """``sqlite_file``: the database is this SQLite file; write batches and compactions to
+        it on one connection of the writer's own (:mod:`storage.sqlite_batch`) instead of
+        through ``sessions``. ``touch_seconds``: a session's ``updated_at`` is written with its
+        edits at most this often."""
         self._sessions = sessions
-        self._inserter = SqliteBatchInserter(sqlite_file) if sqlite_file else None
+        self._inserter = (
+            SqliteBatchInserter(sqlite_file, busy_timeout_ms=sqlite_busy_timeout_ms)
+            if sqlite_file
+            else None
+        )
         self._merge = merge
         self._fold = fold
         self._linger = linger_seconds
         self._max_backoff = max_backoff_seconds
         self._backoff = INITIAL_BACKOFF_SECONDS
-        self._compact_rows = compact_after_rows
-        self._compact_seconds = compact_after_seconds
+        self.backlog = Backlog(max_edits=max_pending_edits, max_bytes=max_pending_bytes)
+        """What is submitted and not yet durable (see :mod:`storage.history_backlog`)."""
+        self._touch_seconds = touch_seconds
         self._batch = _Batch()
-        # Per document: log rows written since its last compaction, and when the first was.
-        self._log_rows: dict[str, int] = {}
-        self._log_since: dict[str, float] = {}
-        self._compact_requested: set[str] = set()
+        self._logs = UpdateLogs(
+            after_rows=compact_after_rows,
+            after_seconds=compact_after_seconds,
+            min_bytes=compact_min_bytes,
+            max_retry_seconds=max_backoff_seconds,
+        )
+        # When each session's updated_at was last written by this writer (monotonic).
+        self._touched: dict[str, float] = {}
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
@@ -128,6 +170,7 @@ class HistoryWriter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._closing = True
+        self._logs.closing = True
         self._wakeup.set()
         try:
             if self._task is not None:
@@ -135,6 +178,11 @@ class HistoryWriter:
         finally:
             if self._inserter is not None:
                 await self._inserter.__aexit__(None, None, None)
+
+    def admit(self) -> bool:
+        """Whether the intake may apply one more edit now (see :meth:`Backlog.admit`): if not,
+        the caller refuses the edit before applying it, so nothing of it is relayed or acked."""
+        return self.backlog.admit()
 
     def submit(
         self,
@@ -147,15 +195,18 @@ class HistoryWriter:
         """Queue edits and the Yjs update that made them; the future gives their row ids.
 
         ``awaited``: someone waits for this commit (a JSON client's ack, a REST restore), so the
-        next commit starts at once instead of lingering to gather more edits.
+        next commit starts at once instead of lingering to gather more edits. Never refuses:
+        the change is already applied; the intake asks :meth:`admit` before applying one.
         """
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         if entries:
             self._batch.pending.append(_Pending(entries, future))
+            self._count(len(entries), sum(e.size() for e in entries))
         else:
             future.set_result([])
         if update:
             self._batch.updates.setdefault(session_id, []).append(update)
+            self._count(0, len(update))
         if awaited:
             self._urgent.set()
         self._wake()
@@ -165,37 +216,36 @@ class HistoryWriter:
         """Persist a Yjs update that has no history rows (a peer's change, an initial state)."""
         if update:
             self._batch.updates.setdefault(session_id, []).append(update)
+            self._count(0, len(update))
             self._wake()
 
     def request_compaction(self, session_id: str) -> None:
         """Fold the document's update log into its snapshot at the next opportunity."""
-        self._compact_requested.add(session_id)
+        self._logs.request(session_id)
         self._wake()
 
     async def flush(self) -> None:
-        """Wait until everything submitted so far is committed (and requested compactions)."""
+        """Wait until everything submitted so far is committed and every compaction due is
+        done (or failed: its rows then stay in the log, and loading still reads them)."""
         if self._task is None or self._task.done():
             raise RuntimeError("the history writer is not running")
         await self._idle.wait()
+
+    def _count(self, edits: int, size: int) -> None:
+        self._batch.edits += edits
+        self._batch.size += size
+        self.backlog.add(edits, size)
 
     def _wake(self) -> None:
         self._idle.clear()
         self._wakeup.set()
 
     def _has_work(self) -> bool:
-        return bool(self._batch.pending or self._batch.updates or self._due_compactions())
-
-    def _due_compactions(self) -> list[str]:
-        now = time.monotonic()
-        due = set(self._compact_requested)
-        for session_id, rows in self._log_rows.items():
-            if rows >= self._compact_rows or (
-                rows and now - self._log_since[session_id] >= self._compact_seconds
-            ):
-                due.add(session_id)
-        if self._closing:
-            due.update(s for s, rows in self._log_rows.items() if rows)
-        return sorted(due)
+        return bool(
+            self._batch.pending
+            or self._batch.updates
+            or self._logs.next_due(time.monotonic()) is not None
+        )
 
     async def _run(self) -> None:
         while True:
@@ -204,10 +254,10 @@ class HistoryWriter:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                # Wake up for age-based compaction even when no new edits arrive.
-                timeout = self._compact_seconds if any(self._log_rows.values()) else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                    await asyncio.wait_for(
+                        self._wakeup.wait(), self._logs.seconds_to_next(time.monotonic())
+                    )
                 continue
             if self._linger > 0 and not self._closing and not self._urgent.is_set():
                 # Gather more edits, unless (or until) someone waits for this commit.
@@ -216,9 +266,10 @@ class HistoryWriter:
             self._urgent.clear()
             if self._batch.pending or self._batch.updates:
                 await self._write_pending()
-            # Checked after every commit too, so a busy document is still compacted.
-            if self._due_compactions():
-                await self._compact_due()
+            # One document per turn, so commits (and the acks waiting on them) go in between.
+            session_id = self._logs.next_due(time.monotonic())
+            if session_id is not None:
+                await self._compact_logged(session_id)
 
     async def _write_pending(self) -> None:
         """Commit everything queued so far; on failure requeue it and back off.
@@ -242,20 +293,19 @@ class HistoryWriter:
             return
         self._backoff = INITIAL_BACKOFF_SECONDS
         self.commits += 1
-        now = time.monotonic()
-        for session_id in batch.updates:
-            self._log_rows[session_id] = self._log_rows.get(session_id, 0) + 1
-            self._log_since.setdefault(session_id, now)
+        self.backlog.remove(batch.edits, batch.size)
 
     def _requeue(self, batch: _Batch) -> None:
         # Older entries go first so the rows keep the order the edits were applied in.
         self._batch.pending[:0] = batch.pending
         for session_id, updates in batch.updates.items():
             self._batch.updates.setdefault(session_id, [])[:0] = updates
+        self._batch.edits += batch.edits
+        self._batch.size += batch.size
 
     async def _commit(self, batch: _Batch) -> None:
         try:
-            ids = await self._write(batch.pending, batch.updates)
+            ids = await self._write(batch)
         except (IntegrityError, sqlite3.IntegrityError):
             # Most likely a session deleted while its edits waited: drop those, keep the rest.
             gone = await self._missing_sessions(batch)
@@ -267,7 +317,10 @@ class HistoryWriter:
             logger.warning("dropping edits of deleted session(s) %s", ", ".join(sorted(gone)))
             batch.pending = [p for p in batch.pending if p.entries[0].session_id not in gone]
             batch.updates = {k: v for k, v in batch.updates.items() if k not in gone}
-            ids = await self._write(batch.pending, batch.updates)
+            for session_id in gone:
+                self._logs.forget(session_id)
+                self._touched.pop(session_id, None)
+            ids = await self._write(batch)
         for item, item_ids in zip(batch.pending, ids, strict=True):
             if not item.future.done():
                 item.future.set_result(item_ids)
@@ -282,10 +335,9 @@ class HistoryWriter:
             )
         return wanted - found
 
-    async def _write(
-        self, pending: list[_Pending], updates: dict[str, list[bytes]]
-    ) -> list[list[int]]:
+    async def _write(self, batch: _Batch) -> list[list[int]]:
         now = utcnow()
+        clock = time.monotonic()
         # One row per entry, in the column order of HISTORY_COLUMNS.
         rows = [
             (
@@ -297,102 +349,61 @@ class HistoryWriter:
                 e.node_id,
                 now,
             )
-            for item in pending
+            for item in batch.pending
             for e in item.entries
         ]
-        merged = [(session_id, self._merge(chunks), now) for session_id, chunks in updates.items()]
+        merged = [(sid, self._merge(chunks), now) for sid, chunks in batch.updates.items()]
+        # updated_at moves with the edits, written at most every touch_seconds per session.
+        edited = {item.entries[0].session_id for item in batch.pending}
+        touches = [
+            (sid, now)
+            for sid in sorted(edited)
+            if clock - self._touched.get(sid, -math.inf) >= self._touch_seconds
+        ]
         if self._inserter is not None:
-            ids = await self._inserter.insert(rows, merged)
+            ids = await self._inserter.insert(rows, merged, touches)
         else:
-            ids = await self._write_with_sqlalchemy(rows, merged)
+            ids = await write_batch(self._sessions, rows, merged, touches)
+        for sid, _ in touches:
+            self._touched[sid] = clock
+        for sid, data, _ in merged:
+            self._logs.logged(sid, len(data), clock)
         per_item: list[list[int]] = []
         start = 0
-        for item in pending:
+        for item in batch.pending:
             per_item.append(ids[start : start + len(item.entries)])
             start += len(item.entries)
         return per_item
 
-    async def _write_with_sqlalchemy(
-        self, rows: list[tuple[Any, ...]], updates: list[tuple[str, bytes, datetime]]
-    ) -> list[int]:
-        async with self._sessions() as db, db.begin():
-            # Multi-row INSERTs (no ORM unit of work: this is the hot path).
-            ids: list[int] = []
-            if rows:
-                ids = await _insert_history_rows(
-                    db, [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in rows]
-                )
-            if updates:
-                await db.execute(
-                    insert(cast(Table, DocumentUpdate.__table__)),
-                    [
-                        {"session_id": session_id, "data": data, "created_at": created_at}
-                        for session_id, data, created_at in updates
-                    ],
-                )
-        return ids
-
-    async def _compact_due(self) -> None:
-        for session_id in self._due_compactions():
-            try:
-                await self.compact(session_id)
-            except Exception:
-                # The rows stay; the next attempt folds them. Nothing is lost meanwhile.
-                self.failures += 1
-                logger.exception("compacting the update log of %s failed", session_id)
-                await asyncio.sleep(self._backoff)
-                self._backoff = min(self._backoff * 2, self._max_backoff)
-                return
-            self._compact_requested.discard(session_id)
-            self._log_rows.pop(session_id, None)
-            self._log_since.pop(session_id, None)
-            if self._batch.pending:
-                # Edits waiting for their ack go before the next document's compaction.
-                await self._write_pending()
+    async def _compact_logged(self, session_id: str) -> None:
+        rows, size = self._logs.counts(session_id)
+        try:
+            _folded, snapshot = await self._fold_log(session_id)
+        except Exception:
+            # The rows stay; a later attempt folds them. Nothing is lost meanwhile.
+            self.failures += 1
+            delay = self._logs.failed(session_id, time.monotonic())
+            logger.exception(
+                "compacting the update log of %s failed; retrying in %.2fs", session_id, delay
+            )
+            return
+        if self._logs.folded(session_id, rows, size, snapshot, time.monotonic()):
+            self._touched.pop(session_id, None)  # unloading: its next edit touches at once
 
     async def compact(self, session_id: str) -> int:
         """Fold the document's logged updates into ``crdt_state``/``content``; returns rows folded.
 
-        The stored state is locked (``FOR UPDATE`` on PostgreSQL) and only the rows read are
-        deleted, so nodes compacting the same document concurrently never lose an update.
+        Concurrent compactions of one document (several nodes) never lose an update: each
+        folds and deletes only the rows it read under the document's lock.
         """
-        async with self._sessions() as db, db.begin():
-            stored = await db.scalar(
-                select(CollaborationSession.crdt_state)
-                .where(CollaborationSession.id == session_id)
-                .with_for_update()
-            )
-            rows = (
-                await db.execute(
-                    select(DocumentUpdate.id, DocumentUpdate.data)
-                    .where(DocumentUpdate.session_id == session_id)
-                    .order_by(DocumentUpdate.id)
-                )
-            ).all()
-            if not rows:
-                return 0
-            state, content = self._fold(stored, [data for _, data in rows])
-            await save_document(db, session_id, crdt_state=state, content=content)
-            await db.execute(
-                delete(DocumentUpdate).where(DocumentUpdate.id.in_([row_id for row_id, _ in rows]))
-            )
-        self.compactions += 1
-        return len(rows)
+        folded, _snapshot = await self._fold_log(session_id)
+        return folded
 
-
-async def _insert_history_rows(db: AsyncSession, params: list[dict[str, Any]]) -> list[int]:
-    """Insert edit_history rows in one round trip; their ids in the order of ``params``.
-
-    On PostgreSQL, SQLAlchemy's "insertmanyvalues" returns the ids in parameter order. On SQLite
-    asking for that order makes it insert row by row (~6x the CPU per row), so the ids are
-    returned in any order and sorted instead: SQLite has a single writer and gives each new row
-    the largest rowid so far plus one, so ids grow in the order the rows were inserted.
-    """
-    table = cast(Table, EditHistory.__table__)
-    if db.get_bind().dialect.name == "sqlite":
-        result = await db.execute(insert(table).returning(table.c.id), params)
-        return sorted(result.scalars())
-    result = await db.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), params
-    )
-    return list(result.scalars())
+    async def _fold_log(self, session_id: str) -> tuple[int, int]:
+        if self._inserter is not None:
+            folded, snapshot = await self._inserter.compact(session_id, self._fold, utcnow())
+        else:
+            folded, snapshot = await compact_document(self._sessions, session_id, self._fold)
+        if folded:
+            self.compactions += 1
+        return folded, snapshot
