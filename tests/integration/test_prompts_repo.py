@@ -396,6 +396,7 @@ async def test_sessions_start_from_a_version_and_publish_back(world: World) -> N
         version = saved.version
         assert version.version == 2 and version.message == "from the session"
         assert version.sections == {"system": "S {{x}}", "user": "U2"}
+        assert version.variables is not None
         assert version.variables == [{"id": version.variables[0]["id"], "name": "x", "value": "1"}]
         assert version.model_config == {"model": "m"}
         assert (version.source_session_id, version.source_edit_id) == (session.id, 7)
