@@ -42,6 +42,15 @@ class Settings:
     unload_grace_seconds: float = 30.0
     # Upper bound on how long an edit waits in the write-behind queue before its group commit.
     history_flush_ms: int = 20
+    # The history writer's backlog (edits applied but not yet durable) is bounded by this many
+    # edits and bytes; at the bound, edits are refused (Yjs: close 1013; JSON: error
+    # "overloaded") until commits catch up.
+    history_max_pending_edits: int = 10_000
+    history_max_pending_bytes: int = 64 * 1024 * 1024
+    # How often at most a session's updated_at is written while it is being edited.
+    session_touch_seconds: float = 5.0
+    # How long a SQLite connection waits for another one's write lock before giving up.
+    sqlite_busy_timeout_ms: int = 30_000
     # How often a member's last_seen_at is written while connected.
     presence_debounce_seconds: float = 15.0
     # Outgoing messages queued per connection before a slow consumer is closed (1013).
@@ -208,6 +217,18 @@ class Settings:
             ),
             history_flush_ms=integer(
                 "PROMPT_STUDIO_HISTORY_FLUSH_MS", defaults.history_flush_ms, 1
+            ),
+            history_max_pending_edits=integer(
+                "PROMPT_STUDIO_HISTORY_MAX_PENDING_EDITS", defaults.history_max_pending_edits, 1
+            ),
+            history_max_pending_bytes=integer(
+                "PROMPT_STUDIO_HISTORY_MAX_PENDING_BYTES", defaults.history_max_pending_bytes, 1024
+            ),
+            session_touch_seconds=number(
+                "PROMPT_STUDIO_SESSION_TOUCH_SECONDS", defaults.session_touch_seconds
+            ),
+            sqlite_busy_timeout_ms=integer(
+                "PROMPT_STUDIO_SQLITE_BUSY_TIMEOUT_MS", defaults.sqlite_busy_timeout_ms, 0
             ),
             presence_debounce_seconds=number(
                 "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS", defaults.presence_debounce_seconds

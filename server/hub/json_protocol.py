@@ -107,6 +107,13 @@ def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_
         # Everything it meant to do was already done by someone else (e.g. a double delete).
         conn.send_json({"type": "ack", "id": msg_id, "rev": room.rev, "noop": True})
         return
+    if not room.admit_edit():
+        conn.send_json(
+            error_message(
+                "overloaded", "the server is busy storing edits; resend this op shortly", msg_id
+            )
+        )
+        return
     try:
         change = room.document.apply_op(transformed)
     except OpError as exc:

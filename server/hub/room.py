@@ -338,6 +338,12 @@ class Room:
         """Make the next change record its full text (after a change that wrote no history)."""
         self._checkpoint_due = True
 
+    def admit_edit(self) -> bool:
+        """Whether a change may be applied now. False while the history writer's backlog is
+        full: the intake must then refuse the change before applying it (see
+        :meth:`HistoryWriter.admit`), so nothing relayed or acknowledged goes unstored."""
+        return self._writer.admit()
+
     @staticmethod
     def commit_nothing() -> asyncio.Future[list[int]]:
         """An already-resolved durability future, for a change that changed nothing."""

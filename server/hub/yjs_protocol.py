@@ -82,6 +82,12 @@ def _apply_update(room: Room, conn: ClientConnection, update: bytes) -> None:
         # Refused: neither applied nor relayed. The client is told, in y-websocket's own terms.
         conn.send(encode_permission_denied(f"a {conn.role} cannot change this document"))
         return
+    if not room.admit_edit():
+        # Not applied, so not relayed: the client keeps the change and sends it again in the
+        # sync step 2 of its reconnection (y-websocket reconnects by itself).
+        raise CloseConnection(
+            CloseCode.TRY_AGAIN_LATER, "server busy storing edits; reconnect to resend"
+        )
     try:
         change = room.document.apply_update(update, origin="user")
     except UpdateError as exc:

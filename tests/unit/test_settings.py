@@ -188,3 +188,34 @@ def test_awareness_limits_default_parse_and_refuse_values_past_their_edges(name:
         assert getattr(Settings.from_env({name: str(maximum)}), field) == maximum
         with pytest.raises(SettingsError, match=f"{name} must be <= {maximum}"):
             Settings.from_env({name: str(maximum + 1)})
+
+
+HISTORY_INTEGERS = {
+    "PROMPT_STUDIO_HISTORY_MAX_PENDING_EDITS": ("history_max_pending_edits", 10_000, 1),
+    "PROMPT_STUDIO_HISTORY_MAX_PENDING_BYTES": ("history_max_pending_bytes", 64 << 20, 1024),
+    "PROMPT_STUDIO_SQLITE_BUSY_TIMEOUT_MS": ("sqlite_busy_timeout_ms", 30_000, 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HISTORY_INTEGERS))
+def test_history_writer_limits_default_parse_and_refuse_values_past_their_edges(
+    name: str,
+) -> None:
+    field, default, minimum = HISTORY_INTEGERS[name]
+    assert getattr(Settings.from_env({}), field) == default
+    assert getattr(Settings.from_env({name: str(minimum)}), field) == minimum
+    with pytest.raises(SettingsError, match=f"{name} must be >= {minimum}"):
+        Settings.from_env({name: str(minimum - 1)})
+    with pytest.raises(SettingsError, match=f"{name} must be an integer"):
+        Settings.from_env({name: "1e3"})
+
+
+def test_session_touch_interval_defaults_parses_and_refuses_negative_values() -> None:
+    name = "PROMPT_STUDIO_SESSION_TOUCH_SECONDS"
+    assert Settings.from_env({}).session_touch_seconds == 5.0
+    assert Settings.from_env({name: "0"}).session_touch_seconds == 0.0
+    assert Settings.from_env({name: "0.25"}).session_touch_seconds == 0.25
+    with pytest.raises(SettingsError, match=f"{name} must be >= 0"):
+        Settings.from_env({name: "-0.1"})
+    with pytest.raises(SettingsError, match=f"{name} must be a finite number"):
+        Settings.from_env({name: "inf"})
