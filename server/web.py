@@ -1,8 +1,9 @@
 """The browser editor: the committed bundle in ``server/static/``, served without a build step.
 
-``/`` and ``/s/{share_token}`` answer with the single page (``index.html``), which routes on the
-client; ``/static/…`` serves the bundle. Nothing else is claimed, so ``/api``, ``/ws``, the
-probes and the OpenAPI pages are never shadowed. The sources and the build are in ``web/``.
+``/``, ``/s/{share_token}`` (a session), ``/prompts`` and ``/p/{prompt_id}`` (a prompt) answer
+with the single page (``index.html``), which routes on the client; ``/static/…`` serves the
+bundle. Nothing else is claimed, so ``/api``, ``/ws``, the probes and the OpenAPI pages are
+never shadowed. The sources and the build are in ``web/``.
 """
 
 from __future__ import annotations
@@ -52,5 +53,7 @@ def web_routes() -> list[BaseRoute]:
     return [
         Route("/", single_page, methods=["GET"]),
         Route("/s/{share_token}", single_page, methods=["GET"]),
+        Route("/prompts", single_page, methods=["GET"]),
+        Route("/p/{prompt_id}", single_page, methods=["GET"]),
         Mount("/static", app=_Assets(directory=STATIC_DIR), name="static"),
     ]

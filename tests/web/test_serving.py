@@ -31,7 +31,10 @@ async def http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.
         yield client
 
 
-@pytest.mark.parametrize("path", ["/", "/s/abcDEF123_-", "/s/%D9%85%D8%B1%D8%AD%D8%A8%D8%A7"])
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/s/abcDEF123_-", "/s/%D9%85%D8%B1%D8%AD%D8%A8%D8%A7", "/prompts", "/p/0123abcd"],
+)
 async def test_the_single_page_answers_at_the_root_and_at_session_links(
     http: httpx.AsyncClient, path: str
 ) -> None:
@@ -74,6 +77,9 @@ async def test_index_names_each_bundle_file_by_its_content_hash(http: httpx.Asyn
         "/s/token/extra",
         "/index.html",
         "/sessions",
+        "/p/",
+        "/p/id/versions",
+        "/prompts/x",
     ],
 )
 async def test_nothing_else_is_served(http: httpx.AsyncClient, path: str) -> None:
@@ -98,5 +104,5 @@ async def test_the_api_probes_and_docs_are_not_shadowed(http: httpx.AsyncClient)
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 async def test_the_page_routes_only_answer_reads(http: httpx.AsyncClient, method: str) -> None:
-    for path in ("/", "/s/abc"):
+    for path in ("/", "/s/abc", "/prompts", "/p/abc"):
         assert (await http.request(method, path)).status_code == 405

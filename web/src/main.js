@@ -1,11 +1,13 @@
 // The studio's single page: "/" signs in or lists sessions, "/s/{share_token}" co-edits one.
 import "./style.css";
-import { api, ApiError } from "./api.js";
+import { api, ApiError, hasEndpoint } from "./api.js";
 import { forgetLoginToken, loginToken } from "./auth.js";
 import { h, clear } from "./dom.js";
 import { renderSignIn } from "./signin.js";
 import { renderSessionList } from "./sessions.js";
 import { openSessionPage } from "./session/page.js";
+import { renderPromptList } from "./prompts/list.js";
+import { renderPrompt } from "./prompts/detail.js";
 
 const root = document.getElementById("app");
 let teardown = null;
@@ -20,11 +22,18 @@ function signOut() {
   navigate("/");
 }
 
+// The prompts area appears once the server offers it.
+const nav = h("nav", { class: "nav" }, h("a", { href: "/", onclick: link("/") }, "Sessions"));
+hasEndpoint("GET", "/api/prompts").then((yes) => {
+  if (yes) nav.append(h("a", { href: "/prompts", id: "nav-prompts", onclick: link("/prompts") }, "Prompts"));
+});
+
 function header(me) {
   return h(
     "header",
     { class: "topbar" },
     h("a", { class: "brand", href: "/", onclick: link("/") }, "Prompt Studio"),
+    me ? nav : null,
     me
       ? h(
           "div",
@@ -69,9 +78,15 @@ async function route() {
     return;
   }
   clear(root, header(me), main);
-  const match = location.pathname.match(/^\/s\/([^/]+)\/?$/);
-  if (match) {
-    teardown = openSessionPage(main, me, decodeURIComponent(match[1]), { navigate });
+  const path = location.pathname;
+  const session = path.match(/^\/s\/([^/]+)\/?$/);
+  const prompt = path.match(/^\/p\/([^/]+)\/?$/);
+  if (session) {
+    teardown = openSessionPage(main, me, decodeURIComponent(session[1]), { navigate });
+  } else if (prompt) {
+    renderPrompt(main, decodeURIComponent(prompt[1]), { navigate });
+  } else if (path === "/prompts") {
+    renderPromptList(main, { navigate });
   } else {
     renderSessionList(main, me, { navigate });
   }

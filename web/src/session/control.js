@@ -38,6 +38,8 @@ export class ControlChannel {
         this.handlers.role(message.role);
       } else if (message.type === "presence" && (message.event === "join" || message.event === "leave")) {
         this.handlers.presence(message);
+      } else if (message.type === "published") {
+        this.handlers.published(message);
       }
     });
     ws.addEventListener("close", (event) => {

@@ -83,6 +83,10 @@ export function memberPanel(me, awareness) {
       myRole = role;
       refresh();
     },
+    nameOf(userId) {
+      const member = members.find((m) => m.user_id === userId);
+      return member ? member.name : null;
+    },
     // Presence joins and leaves come in bursts on reconnection: refresh once per burst.
     changed() {
       clearTimeout(refreshTimer);

@@ -7,6 +7,8 @@ import { ControlChannel } from "./control.js";
 import { connectionStatus } from "./status.js";
 import { memberPanel } from "./members.js";
 import { historyPanel } from "./history.js";
+import { publishPanel } from "./publish.js";
+import { hasEndpoint } from "../api.js";
 
 const READ_ONLY_REASON = {
   VIEWER: "Read-only: you are a VIEWER in this session. An OWNER can make you an EDITOR.",
@@ -18,6 +20,14 @@ export function openSessionPage(main, me, shareToken, { navigate }) {
   const status = connectionStatus(editor.provider, editor.ydoc);
   const members = memberPanel(me, editor.provider.awareness);
   const historyView = historyPanel(editor.ytext);
+  const notice = h("p", { class: "notice", id: "session-notice", role: "status", hidden: true });
+  const publish = publishPanel({
+    navigate,
+    notify(content) {
+      clear(notice, content);
+      notice.hidden = false;
+    },
+  });
   const title = h("h1", { class: "session-title", id: "session-title", dir: "auto" }, "Session");
   const roleBadge = h("span", { class: "role", id: "my-role" });
   const banner = h("p", { class: "banner", id: "read-only-reason", role: "note" }, READ_ONLY_REASON.joining);
@@ -29,9 +39,10 @@ export function openSessionPage(main, me, shareToken, { navigate }) {
     { class: "session-layout" },
     h("div", { class: "session-head" }, title, roleBadge, status.el, copy),
     banner,
+    notice,
     h("div", { class: "session-body" },
       h("div", { class: "editor-wrap", id: "editor" }, editor.view.dom),
-      h("aside", { class: "sidebar" }, members.el, historyView.el),
+      h("aside", { class: "sidebar" }, members.el, publish.el, historyView.el),
     ),
   );
   clear(main, layout);
@@ -53,11 +64,18 @@ export function openSessionPage(main, me, shareToken, { navigate }) {
       applyRole(message.role);
       members.setSession(message.session.id, message.role);
       historyView.setSession(message.session.id, message.role);
+      hasEndpoint("POST", "/api/sessions/{session_id}/publish").then((yes) => {
+        if (yes) publish.setSession(message.session.id, message.role);
+      });
     },
     role(role) {
       applyRole(role);
       members.setRole(role);
       historyView.setRole(role);
+      publish.setRole(role);
+    },
+    published(event) {
+      publish.published(event, members);
     },
     presence() {
       members.changed();
