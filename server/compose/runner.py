@@ -34,6 +34,7 @@ from server.compose.events import (
 )
 from server.compose.models import AGENT_STAGES, ComposeInput, TechniqueRow
 from server.compose.pipeline import Agents, ComposeStageError, stored
+from server.settings import Settings
 from storage import base
 from storage.models import Technique
 from storage.repositories import compose as jobs
@@ -54,6 +55,17 @@ class RunnerLimits:
     poll_seconds: float = 1.0
     max_attempts: int = 3
     stage_timeout_seconds: float = 120.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunnerLimits:
+        """The limits configured for this server (``PROMPT_STUDIO_COMPOSE_…``)."""
+        return cls(
+            concurrency=settings.compose_concurrency,
+            lease_seconds=settings.compose_lease_seconds,
+            poll_seconds=settings.compose_poll_seconds,
+            max_attempts=settings.compose_max_attempts,
+            stage_timeout_seconds=settings.compose_stage_timeout_seconds,
+        )
 
 
 @dataclass(slots=True)
