@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -102,7 +103,10 @@ class OpenAICompatibleProvider:
                 ) from error
             raise mapped from error
         finally:
-            await upstream.close()
+            # Shielded: a cancelled caller (a client that went away) must still close the
+            # response, which is what stops the upstream generation.
+            with anyio.CancelScope(shield=True):
+                await upstream.close()
         if finish_reason is None and usage is None:
             raise ProviderStreamInterrupted("the model provider's stream ended without a finish")
         if usage is None:

@@ -97,6 +97,26 @@ class ProviderRegistry:
             raise UnknownModel(f"model {model!r} is not served by the configured LLM endpoint")
         yield provider
 
+    async def ensure_served(self, model: str, tenant: Endpoint | None = None) -> None:
+        """Raise :class:`UnknownModel` unless ``model`` is served for this caller."""
+        async with self.provider_for(model, tenant):
+            pass
+
+    async def shared(self, model: str) -> Provider:
+        """A provider for background work not tied to a tenant (``offline`` or the server's).
+
+        Unlike :meth:`provider_for` it stays open until :meth:`aclose`; a tenant's own
+        endpoint is never used here.
+        """
+        if model == OFFLINE_MODEL:
+            return self.offline
+        if self.default is None:
+            raise UnknownModel(f"model {model!r} is not available: no LLM endpoint is configured")
+        provider = self._default_provider()
+        if model not in await self._served(self.default, provider):
+            raise UnknownModel(f"model {model!r} is not served by the configured LLM endpoint")
+        return provider
+
     async def models(self, tenant: Endpoint | None = None) -> list[ModelInfo]:
         """Every model the caller may run: ``offline`` first, then the endpoint's, sorted."""
         found = [ModelInfo(OFFLINE_MODEL, self.offline.name, "offline")]
