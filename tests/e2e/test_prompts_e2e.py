@@ -1,14 +1,16 @@
 """Prompts against a real server: a session started from a version, edited live, published
-back, and the publish seen by a connected JSON client."""
+back, and the publish seen by a connected JSON client and, in its awareness, a Yjs client."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.support.accounts import Account
-from tests.support.api import call
+from tests.support.api import call, create_session
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ServerProcess
+from tests.support.services import require_service
+from tests.support.yjs_client import YjsNodeClient, node_available, node_unavailable_reason
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -63,3 +65,38 @@ async def test_edit_a_version_live_and_publish_it(
         json={"variables": {"who": "{{you}}"}},
     )
     assert rendered.json()["messages"] == [{"role": "user", "content": "Hello {{you}}!"}]
+
+
+@pytest.fixture
+def need_node() -> None:
+    require_service(f"Node.js interop packages ({node_unavailable_reason()})", node_available())
+
+
+@pytest.mark.node
+async def test_a_yjs_client_sees_the_publish_in_the_servers_awareness(
+    need_node: None, server: ServerProcess, team: list[Account]
+) -> None:
+    alice = team[0]
+    created = await call(server, alice, "POST", "/api/prompts", json={"name": "Y"})
+    prompt_id = created.json()["id"]
+    session = await create_session(server, alice, "draft")
+    url = f"{server.ws_base}/ws"
+    async with YjsNodeClient(url, session["share_token"], params={"token": alice.token}) as yjs:
+        await yjs.wait_synced()
+        await yjs.insert(5, " two")
+        await yjs.wait_text("draft two")
+        before = await yjs.awareness()
+        published = await call(
+            server,
+            alice,
+            "POST",
+            f"/api/sessions/{session['id']}/publish",
+            json={"prompt_id": prompt_id},
+        )
+        assert published.status_code == 201, published.text
+        assert published.json()["content"] == "draft two"
+        states = await yjs.wait_awareness(len(before) + 1)
+        announced = [s for s in states.values() if isinstance(s, dict) and s.get("server")]
+        assert len(announced) == 1
+        assert announced[0]["published"]["version"] == 1
+        assert announced[0]["published"]["prompt_id"] == prompt_id
