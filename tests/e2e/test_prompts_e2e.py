@@ -3,11 +3,17 @@ back, and the publish seen by a connected JSON client and, in its awareness, a Y
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+from pathlib import Path
+
 import pytest
 
+# The two-node cluster of test_cluster (fixtures imported so pytest finds them here too).
+from tests.e2e.test_cluster import cluster_database, private_redis, start_cluster  # noqa: F401
 from tests.support.accounts import Account
 from tests.support.api import call, create_session
 from tests.support.json_client import JsonClient
+from tests.support.private_redis import PrivateRedis
 from tests.support.server_process import ServerProcess
 from tests.support.services import require_service
 from tests.support.yjs_client import YjsNodeClient, node_available, node_unavailable_reason
@@ -100,3 +106,31 @@ async def test_a_yjs_client_sees_the_publish_in_the_servers_awareness(
         assert len(announced) == 1
         assert announced[0]["published"]["version"] == 1
         assert announced[0]["published"]["prompt_id"] == prompt_id
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_a_publish_on_one_node_reaches_clients_on_another(
+    cluster_database: str,  # noqa: F811 - the imported fixtures
+    private_redis: PrivateRedis,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with AsyncExitStack() as stack:
+        cluster = await start_cluster(stack, cluster_database, private_redis, tmp_path, 2)
+        a_node, b_node = cluster.nodes
+        owner = cluster.owner
+        created = await call(a_node, owner, "POST", "/api/prompts", json={"name": "C"})
+        session = await cluster.session("on b")
+        async with JsonClient(b_node.ws_base, session["share_token"], owner.token) as on_b:
+            await on_b.insert(4, "!")  # acked: committed, so node A reads it from storage
+            published = await call(
+                a_node,
+                owner,
+                "POST",
+                f"/api/sessions/{session['id']}/publish",
+                json={"prompt_id": created.json()["id"]},
+            )
+            assert published.status_code == 201, published.text
+            assert published.json()["content"] == "on b!"
+            seen = await on_b.wait_for(lambda m: m.get("type") == "published")
+            assert seen["version"] == 1 and seen["edit_id"] == published.json()["source"]["edit_id"]
