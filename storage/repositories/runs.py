@@ -237,9 +237,7 @@ async def model_stats(db: AsyncSession, *, tenant_id: str, since: datetime) -> l
                 .where(Run.tenant_id == tenant_id, Run.created_at >= since)
                 .group_by(Run.model)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return [
         ModelStats(
@@ -251,7 +249,7 @@ async def model_stats(db: AsyncSession, *, tenant_id: str, since: datetime) -> l
             cache_hits=int(hits or 0),
             avg_rating=_rounded(ratings.get(model), 4),
         )
-        for model, count, latency, tokens, success, hits in rows.tuples()
+        for model, count, latency, tokens, success, hits in rows
     ]
 
 
