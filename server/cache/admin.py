@@ -36,6 +36,22 @@ async def update_config(
     return policy_of(row)
 
 
+async def list_entries(
+    db: AsyncSession,
+    tenant_id: str,
+    *,
+    q: str | None,
+    tag: str | None,
+    model: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[SemanticCache], int]:
+    """A page of the tenant's entries (newest first) and how many match in all."""
+    return await repo.list_entries(
+        db, tenant_id, q=q, tag=tag, model=model, limit=limit, offset=offset
+    )
+
+
 async def get_entry(db: AsyncSession, tenant_id: str, entry_id: str) -> SemanticCache:
     """One of the tenant's entries, with its tags."""
     entry = await repo.get_entry(db, tenant_id, entry_id)
