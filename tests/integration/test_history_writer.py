@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import delete, func, select
@@ -17,6 +19,7 @@ from crdt import EditOp, PromptDocument
 from crdt.merge import fold_updates, merge_updates
 from storage.base import utcnow
 from storage.engine import create_engine, create_session_factory
+from storage.history_backlog import Backlog
 from storage.history_writer import HistoryEntry, HistoryWriter, SessionGoneError
 from storage.models import CollaborationSession, DocumentUpdate, EditHistory
 from storage.repositories.collaboration import create_session, load_document
@@ -161,7 +164,7 @@ class FlakySessions:
             async def broken_execute(*args: Any, **kwargs: Any) -> None:
                 raise ConnectionResetError("database went away")
 
-            session.execute = broken_execute  # type: ignore[method-assign]
+            session.execute = broken_execute  # type: ignore[method-assign,assignment]
         return session
 
 
@@ -181,7 +184,7 @@ async def test_a_failed_commit_is_retried_and_nothing_is_lost_or_doubled(
                 raise sqlite3.OperationalError("disk I/O error")
             return real(*args)
 
-        inserter._insert = broken_insert  # type: ignore[method-assign]
+        inserter._insert = broken_insert  # type: ignore[method-assign,assignment]
     else:
         writer = writer_for(FlakySessions(sessions, failures=2), linger_seconds=0.0)
     async with writer:
@@ -256,3 +259,125 @@ async def test_a_commit_someone_waits_for_does_not_linger(
         first, second = await asyncio.wait_for(asyncio.gather(lingering, awaited), timeout=10)
         assert len(first) == len(second) == 1 and first[0] < second[0]
         assert writer.commits == 1
+
+
+@contextlib.asynccontextmanager
+async def commits_blocked(database_url: str) -> AsyncIterator[None]:
+    """Hold the lock a commit needs (SQLite: the write lock; PostgreSQL: edit_history's)."""
+    if database_url.startswith("sqlite"):
+        conn = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return
+    pg = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with pg.transaction():
+            await pg.execute("LOCK TABLE edit_history IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await pg.close()
+
+
+async def test_the_backlog_admits_up_to_its_bound_and_again_once_stored(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter], migrated_database_url: str
+) -> None:
+    sessions, user_id, ids = db_setup
+    async with writer_for(sessions, linger_seconds=0.0, max_pending_edits=3) as writer:
+        async with commits_blocked(migrated_database_url):
+            futures = []
+            for n in range(3):
+                assert writer.admit()
+                futures.append(writer.submit(ids[0], [entry(ids[0], user_id, n)], b""))
+            # At the bound: refused (and counted), whatever else is queued.
+            assert not writer.admit() and not writer.admit()
+            assert (writer.backlog.edits, writer.backlog.refused) == (3, 2)
+            await asyncio.sleep(0.1)
+            assert not any(f.done() for f in futures)  # nothing acknowledged before it is stored
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
+        assert writer.admit()
+        assert (writer.backlog.edits, writer.backlog.bytes, writer.backlog.peak_edits) == (0, 0, 3)
+
+
+async def test_the_byte_bound_counts_updates_and_texts(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter], migrated_database_url: str
+) -> None:
+    sessions, user_id, ids = db_setup
+    async with writer_for(sessions, linger_seconds=0.0, max_pending_bytes=4096) as writer:
+        async with commits_blocked(migrated_database_url):
+            assert writer.admit()
+            big = HistoryEntry(ids[0], user_id, {"type": "insert", "position": 0}, "x" * 4000)
+            done = writer.submit(ids[0], [big], None)
+            assert writer.backlog.bytes >= 4000 and not writer.admit()
+        await asyncio.wait_for(done, timeout=10)
+        assert writer.admit() and writer.backlog.bytes == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+async def test_backlog_bounds_below_one_are_refused(bad: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Backlog(max_edits=bad)
+    with pytest.raises(ValueError, match="at least 1"):
+        Backlog(max_bytes=bad)
+
+
+async def _updated_at(sessions: async_sessionmaker[AsyncSession], session_id: str) -> Any:
+    async with sessions() as db:
+        return await db.scalar(
+            select(CollaborationSession.updated_at).where(CollaborationSession.id == session_id)
+        )
+
+
+async def test_updated_at_is_written_with_the_edits_debounced(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
+    sessions, user_id, ids = db_setup
+    created, other = await _updated_at(sessions, ids[1]), await _updated_at(sessions, ids[2])
+    async with writer_for(sessions, linger_seconds=0.0, touch_seconds=3600) as writer:
+        await writer.submit(ids[1], [entry(ids[1], user_id, 1)], None)
+        first = await _updated_at(sessions, ids[1])
+        assert first > created  # the first edit touches at once
+        await writer.submit(ids[1], [entry(ids[1], user_id, 2)], None)
+        assert await _updated_at(sessions, ids[1]) == first  # then at most once an hour
+        assert await _updated_at(sessions, ids[2]) == other  # untouched: not edited
+    async with writer_for(sessions, linger_seconds=0.0, touch_seconds=0) as writer:
+        await writer.submit(ids[1], [entry(ids[1], user_id, 3)], None)
+        second = await _updated_at(sessions, ids[1])
+        await writer.submit(ids[1], [entry(ids[1], user_id, 4)], None)
+        assert await _updated_at(sessions, ids[1]) > second > first
+
+
+async def test_a_log_as_large_as_its_snapshot_is_folded_and_a_failed_fold_blocks_no_commit(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
+    sessions, user_id, ids = db_setup
+    doc = PromptDocument.empty()
+    options = {"linger_seconds": 0.0, "compact_after_rows": 10_000, "compact_min_bytes": 200}
+    async with writer_for(sessions, **options) as writer:
+        real_fold, calls = writer._fold, [0]
+
+        def failing_once(state: bytes | None, updates: Any) -> tuple[bytes, str]:
+            calls[0] += 1
+            if calls[0] == 1:
+                raise RuntimeError("fold failed")
+            return real_fold(state, updates)
+
+        writer._fold = failing_once
+        for n in range(60):
+            change = doc.apply_op(EditOp("insert", 0, 0, "abcdef"))
+            # Commits go on while the failed fold waits for its retry.
+            await asyncio.wait_for(
+                writer.submit(ids[0], [entry(ids[0], user_id, n)], change.update), timeout=10
+            )
+        await writer.flush()
+        assert writer.failures == 1 and writer.compactions >= 1
+        async with sessions() as db:
+            persisted = await load_document(db, ids[0])
+        assert persisted is not None
+        state, updates, _ = persisted
+        assert fold_updates(state, updates)[1] == doc.text
+        # Folded by size, not by row count: far fewer rows remain than were written.
+        assert len(updates) < 60
