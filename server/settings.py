@@ -103,6 +103,14 @@ class Settings:
     compose_events_max_seconds: float = 900.0
     # How long the "Composer" stays in a live session's presence after the job finished.
     compose_presence_linger_seconds: float = 60.0
+    # Prompts (server.prompts): characters of text in one version (content, sections and
+    # variable values), declared variables per version, labels per prompt (latest/production
+    # not counted), versions per imported document, and version numbers one save tries.
+    prompt_max_text_chars: int = 500_000
+    prompt_max_variables: int = 100
+    prompt_max_labels: int = 50
+    prompt_import_max_versions: int = 500
+    prompt_save_attempts: int = 5
     # The platform operator's key (operator endpoints under /api/admin); unset = they answer 404.
     operator_key: str | None = None
     # How often expired login sessions are deleted.
@@ -310,6 +318,21 @@ class Settings:
             compose_presence_linger_seconds=number(
                 "PROMPT_STUDIO_COMPOSE_PRESENCE_LINGER_SECONDS",
                 defaults.compose_presence_linger_seconds,
+            ),
+            prompt_max_text_chars=integer(
+                "PROMPT_STUDIO_PROMPT_MAX_TEXT_CHARS", defaults.prompt_max_text_chars, 1
+            ),
+            prompt_max_variables=integer(
+                "PROMPT_STUDIO_PROMPT_MAX_VARIABLES", defaults.prompt_max_variables, 0
+            ),
+            prompt_max_labels=integer(
+                "PROMPT_STUDIO_PROMPT_MAX_LABELS", defaults.prompt_max_labels, 0
+            ),
+            prompt_import_max_versions=integer(
+                "PROMPT_STUDIO_PROMPT_IMPORT_MAX_VERSIONS", defaults.prompt_import_max_versions, 1
+            ),
+            prompt_save_attempts=integer(
+                "PROMPT_STUDIO_PROMPT_SAVE_ATTEMPTS", defaults.prompt_save_attempts, 1, 100
             ),
             operator_key=_operator_key(env.get("PROMPT_STUDIO_OPERATOR_KEY", "")),
             login_purge_interval_seconds=number(
