@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from server.api.deps import CurrentUser, ServicesDep, UserDb
 from server.api.prompt_views import domain_errors, limits_of
@@ -40,15 +40,25 @@ router = APIRouter(route_class=StudioRoute, tags=["compose"])
 
 
 class QuotaExceeded(ApiError):
-    """429: the tenant has as many unfinished compose jobs as it may."""
+    """429: the tenant may not start another compose job now (with ``Retry-After`` if known)."""
 
     status = 429
     code = "quota_exceeded"
 
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def to_response(self) -> JSONResponse:
+        """The shared error shape, plus ``Retry-After`` when the quota resets at a known time."""
+        response = super().to_response()
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = str(self.retry_after)
+        return response
+
 
 _ERRORS: dict[type[service.ComposeError], type[ApiError]] = {
     service.ComposeNotFound: NotFound,
-    service.ComposeQuotaExceeded: QuotaExceeded,
     service.ComposeConflict: Conflict,
     service.ComposeInvalid: ValidationFailed,
 }
@@ -59,6 +69,8 @@ def compose_errors() -> Iterator[None]:
     """Turn the compose domain's refusals into the API's errors (one place for the mapping)."""
     try:
         yield
+    except service.ComposeQuotaExceeded as exc:
+        raise QuotaExceeded(exc.message, retry_after=exc.retry_after) from exc
     except service.ComposeError as exc:
         api_error = next(
             (api for kind, api in _ERRORS.items() if isinstance(exc, kind)), ValidationFailed

@@ -19,8 +19,11 @@ from server.compose.events import ChangeFeed, ComposeEvent, event_of
 from server.compose.models import JudgeOutput
 from server.prompts import service as prompts
 from server.prompts.context import Actor, PromptLimits
+from server.runs.quota import day_start, runs_per_day, seconds_until_next_day
+from storage.base import utcnow
 from storage.models import AgentComposeRun
 from storage.repositories import compose as jobs
+from storage.repositories import runs as runs_repo
 from storage.repositories.collaboration import get_member, get_session
 
 
@@ -38,7 +41,11 @@ class ComposeNotFound(ComposeError):
 
 
 class ComposeQuotaExceeded(ComposeError):
-    """The tenant has as many unfinished jobs as it may (429)."""
+    """The tenant may not start another job now (429); ``retry_after`` seconds when known."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ComposeConflict(ComposeError):
@@ -64,7 +71,24 @@ class Submission:
 async def submit(
     db: AsyncSession, scope: jobs.Scope, submission: Submission, *, max_active: int
 ) -> AgentComposeRun:
-    """A new pending job, after the quota and the session check. Flushed, not committed."""
+    """A new pending job, after the quotas and the session check. Flushed, not committed.
+
+    Two quotas apply: at most ``max_active`` unfinished jobs per tenant, and the tenant's daily
+    ``quotas.runsPerDay`` (as for runs), which runs and compose jobs started today share. The
+    tenant's row lock taken first makes concurrent submits count one after the other.
+    """
+    now = utcnow()
+    limit = runs_per_day(await runs_repo.lock_tenant(db, scope.tenant_id))
+    if limit is not None:
+        since = day_start(now)
+        used = await runs_repo.count_runs_since(db, scope.tenant_id, since)
+        used += await jobs.count_since(db, scope, since)
+        if used >= limit:
+            raise ComposeQuotaExceeded(
+                f"the tenant's quota of {limit} runs per day is used up ({used} today, compose "
+                "jobs included)",
+                retry_after=seconds_until_next_day(now),
+            )
     if await jobs.count_active(db, scope) >= max_active:
         raise ComposeQuotaExceeded(
             f"at most {max_active} compose jobs may be pending or running at once; "

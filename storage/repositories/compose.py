@@ -30,16 +30,14 @@ CANCELLED = "cancelled by the user"
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Whose jobs a caller sees: the tenant's, or (users without a tenant) their own."""
+    """Whose jobs a caller sees (their tenant's), and who they are (for new jobs)."""
 
-    tenant_id: str | None
+    tenant_id: str
     user_id: str
 
     def condition(self) -> ColumnElement[bool]:
         """The WHERE clause selecting this scope's jobs."""
-        if self.tenant_id is not None:
-            return AgentComposeRun.tenant_id == self.tenant_id
-        return and_(AgentComposeRun.tenant_id.is_(None), AgentComposeRun.user_id == self.user_id)
+        return AgentComposeRun.tenant_id == self.tenant_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +91,16 @@ async def count_active(db: AsyncSession, scope: Scope) -> int:
         select(func.count())
         .select_from(AgentComposeRun)
         .where(scope.condition(), AgentComposeRun.status.in_(ACTIVE_STATUSES))
+    )
+    return int(count or 0)
+
+
+async def count_since(db: AsyncSession, scope: Scope, since: datetime) -> int:
+    """How many jobs the scope started at or after ``since`` (the daily quota counts these)."""
+    count = await db.scalar(
+        select(func.count())
+        .select_from(AgentComposeRun)
+        .where(scope.condition(), AgentComposeRun.created_at >= since)
     )
     return int(count or 0)
 

@@ -8,7 +8,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from storage.models import Tenant
 from tests.support.accounts import Account
 from tests.support.inprocess import StudioApi
 from tests.support.waiting import eventually
@@ -292,3 +294,32 @@ async def test_a_job_from_a_session_the_caller_belongs_to_is_accepted(api: Studi
         json={"raw": "x", "model_config": OFFLINE, "session_id": session_id},
     )
     assert other.status_code == 422
+
+
+async def test_the_daily_run_quota_counts_compose_jobs_and_says_when_to_retry(
+    api: StudioApi,
+) -> None:
+    ana = await api.account()
+    async with api.services.sessions() as db:
+        await db.execute(
+            update(Tenant)
+            .where(Tenant.id == ana.tenant_id)
+            .values(config={"quotas": {"runsPerDay": 2, "cacheSize": 0}})
+        )
+        await db.commit()
+    for _ in range(2):
+        await _submit(api, ana)
+    refused = await api.call(
+        "POST", "/api/compose", ana, json={"raw": "x", "model_config": OFFLINE}
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "quota_exceeded"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 86_400
+    assert (
+        await api.call(
+            "POST",
+            "/api/compose",
+            await api.account("Eve"),
+            json={"raw": "x", "model_config": OFFLINE},
+        )
+    ).status_code == 202

@@ -64,7 +64,7 @@ async def completed(server: ServerProcess, who: Account, run_id: int) -> dict[st
     async def finished() -> bool:
         return (await job(server, who, run_id))["status"] in {"completed", "failed"}
 
-    await eventually(finished, timeout=45.0, interval=0.1)
+    await eventually(finished, timeout=90.0, interval=0.1)
     return await job(server, who, run_id)
 
 
@@ -143,7 +143,7 @@ async def test_a_job_survives_sigkill_and_finishes_from_its_last_finished_stage(
         async def in_critic() -> bool:
             return len(script.requests_of("agent2")) == 1
 
-        await eventually(in_critic, timeout=20.0)
+        await eventually(in_critic, timeout=40.0)
         before = await job(first, ana, run_id)
         assert (before["status"], before["stage"]) == ("running", "agent2")
         assert before["outputs"]["agent1"] is not None
