@@ -30,10 +30,14 @@ class Template(Base):
         JSONType, default=list, server_default=text("'[]'")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    # Ours (0012_catalog_tenancy): the tenant that owns a template it added; NULL for the
+    # global, seeded templates every tenant reads and none may change.
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
 
     __table_args__ = (
         Index("idx_templates_category", "category"),
         Index("idx_templates_created_at", created_at.desc()),
+        Index("idx_templates_tenant", "tenant_id"),
         postgresql_only(Index("idx_templates_tags", "tags", postgresql_using="gin")),
     )
 

@@ -38,11 +38,23 @@ class MarketplacePrompt(Base):
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
+    # Ours (0012_catalog_tenancy): the author's tenant (their submissions, moderation and
+    # deletion stay within it), the version the content was copied from, why a moderator
+    # rejected it, when it was moderated, and how many times it was forked. No foreign key on
+    # source_version_id: prompt_versions.source_listing_id already refers to this table, and the
+    # listing keeps its own copy of the content whatever happens to the version.
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    source_version_id: Mapped[str | None]
+    rejection_reason: Mapped[str | None]
+    moderated_at: Mapped[datetime | None]
+    fork_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
     author: Mapped[User | None] = relationship()
 
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="valid_status"),
         Index("idx_marketplace_author", "author_id"),
+        Index("idx_marketplace_tenant", "tenant_id"),
         Index("idx_marketplace_category", "category"),
         Index("idx_marketplace_status", "status"),
         Index(
