@@ -1,4 +1,4 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright, and a real server per module.
+"""Browser fixtures: Debian's Chromium driven by Playwright, and one real server for them all.
 
 The browser is the system's ``chromium`` (``executable_path``), never one Playwright downloads.
 Every test module here is marked ``browser``: skipped locally without Chromium, required in CI
@@ -32,9 +32,9 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module."""
+    """One headless Chromium for every browser test."""
     executable = chromium_path()
     require_service("Debian's chromium (apt-get install chromium)", executable is not None)
     async with async_playwright() as playwright:
@@ -48,19 +48,19 @@ async def browser() -> AsyncIterator[Browser]:
             await instance.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite database for the module's server."""
+    """A migrated SQLite database for the browser tests' server."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'server.db'}"
     upgrade(url, "head")
     return url
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def server(
     browser_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
-    """A running server for the module."""
+    """A running server shared by the browser tests."""
     async with running_server(
         browser_database_url, Path(tmp_path_factory.mktemp("logs")), BROWSER_ENV
     ) as proc:
