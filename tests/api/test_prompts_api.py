@@ -204,3 +204,59 @@ async def test_other_tenants_and_anonymous_callers(api: StudioApi) -> None:
         anonymous = await api.call(method, path, json=body)
         assert anonymous.status_code == 401, (method, path)
     assert (await api.call("GET", "/api/prompts", eve)).json()["total"] == 0
+
+
+async def test_bad_paths_queries_and_bodies(api: StudioApi) -> None:
+    ana = await api.account()
+    prompt_id = (await _prompt(api, ana))["id"]
+    base = f"/api/prompts/{prompt_id}"
+    cases: list[tuple[str, str, Any, int, str | None]] = [
+        ("GET", f"{base}/versions/0", None, 422, "number"),
+        ("GET", f"{base}/versions/{2**63}", None, 422, "number"),
+        ("GET", f"{base}/versions/abc", None, 422, "number"),
+        ("GET", f"{base}/versions?offset=-1", None, 422, "offset"),
+        ("GET", f"{base}/versions?limit=201", None, 422, "limit"),
+        ("GET", f"{base}/diff?from=1", None, 422, "to"),
+        ("PUT", f"{base}/labels/{'a' * 65}", {"version": 1}, 422, "label"),
+        ("PUT", f"{base}/labels/x", {"version": "1"}, 422, "version"),
+        ("PUT", f"{base}/labels/x", {"version": 0}, 422, "version"),
+        ("PATCH", base, {}, 422, None),
+        ("PATCH", base, {"name": None}, 422, "name"),
+        ("PATCH", base, {"name": "x" * 201}, 422, "name"),
+        ("POST", "/api/prompts", {"name": ""}, 422, "name"),
+        ("POST", "/api/prompts", {"name": "x", "version": {"content": 5}}, 422, "version.content"),
+        ("POST", f"{base}/render", {"variables": {"q": 5}}, 422, "variables.q"),
+        ("POST", f"{base}/render", {"variables": []}, 422, "variables"),
+        ("GET", f"/api/prompts?q={'x' * 201}", None, 422, "q"),
+        ("POST", f"{base}/versions", {"content": "x" * 1_000_001}, 422, "content"),
+    ]
+    for method, path, body, status, field in cases:
+        answer = await api.call(method, path, ana, json=body)
+        assert answer.status_code == status, (method, path, answer.text)
+        assert answer.json()["error"].get("field") == field, (method, path, answer.text)
+    malformed = await api.call(
+        "POST",
+        f"{base}/versions",
+        ana,
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert malformed.status_code == 400
+    huge = await api.call(
+        "POST", f"{base}/versions", ana, json={"content": "x" * (3 * 1024 * 1024)}
+    )
+    assert huge.status_code == 413
+
+
+async def test_every_prompts_operation_declares_the_login_token(api: StudioApi) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        if path.startswith("/api/prompts") or path.endswith("/publish")
+        for method, operation in item.items()
+    ]
+    assert len(operations) >= 16
+    for path, method, operation in operations:
+        schemes = {name for requirement in operation["security"] for name in requirement}
+        assert "LoginToken" in schemes, (method, path)

@@ -141,7 +141,7 @@ class VersionOut(AliasModel):
     source: VersionSource
 
 
-class Warning(ApiModel):
+class SaveWarning(ApiModel):
     """A variable problem that did not stop the save."""
 
     code: Literal[
@@ -156,7 +156,7 @@ class Warning(ApiModel):
 class VersionSaved(VersionOut):
     """A new version and the warnings its variables gave."""
 
-    warnings: list[Warning]
+    warnings: list[SaveWarning]
 
 
 class VersionList(Page):
