@@ -28,8 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt import ProtocolError
-from crdt.codec import AwarenessEntry, Decoder, MessageType
+from crdt.codec import (
+    AwarenessEntry,
+    Decoder,
+    MessageType,
+    encode_awareness,
+    encode_awareness_message,
+)
 from server.hub.connection import ClientConnection
+from server.hub.wire import WireMessage
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -174,6 +181,8 @@ class RoomAwareness:
         # The ids each connection announced itself (its server-assigned id not included).
         self._announced: dict[ClientConnection, set[int]] = {}
         self._warned: set[ClientConnection] = set()
+        # Every state as one awareness frame, for joiners and queries; rebuilt after a change.
+        self._snapshot: WireMessage | None = None
 
     def reserve(self, conn: ClientConnection) -> None:
         """Give a new connection its server-assigned id, before anyone else can claim it."""
@@ -193,6 +202,8 @@ class RoomAwareness:
             known = self.states.pop(client_id, None)
             if known is not None:
                 removed.append(AwarenessEntry(client_id, known.clock + 1, None))
+        if removed:
+            self._snapshot = None
         return removed
 
     def refuse(self, conn: ClientConnection, reason: str) -> None:
@@ -226,6 +237,8 @@ class RoomAwareness:
                     entry.clock, entry.state, owner, user_id, now
                 )
             accepted.append(entry)
+        if accepted:
+            self._snapshot = None
         return accepted
 
     def _may_set(self, owner: ClientConnection | None, entry: AwarenessEntry) -> bool:
@@ -260,6 +273,16 @@ class RoomAwareness:
     def entries(self) -> list[AwarenessEntry]:
         """Every known state, for a client that just connected or asked."""
         return [AwarenessEntry(cid, s.clock, s.state) for cid, s in self.states.items()]
+
+    def snapshot(self) -> WireMessage:
+        """Every known state as one y-websocket awareness frame.
+
+        Encoded once per change, not per request: a query-awareness frame is one byte, and
+        answering it must not cost the whole room's encoding each time.
+        """
+        if self._snapshot is None:
+            self._snapshot = WireMessage(encode_awareness_message(encode_awareness(self.entries())))
+        return self._snapshot
 
     def local_by_user(self) -> dict[str, list[AwarenessEntry]]:
         """This node's clients' states, grouped by user (for a peer that syncs)."""

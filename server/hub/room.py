@@ -405,10 +405,6 @@ class Room:
                 renewed = AwarenessEntry(conn.awareness_client_id, conn.awareness_clock, own.state)
                 self.update_awareness(conn, conn.user_id, [renewed])
 
-    def awareness_entries(self) -> list[AwarenessEntry]:
-        """Every known awareness state, for a client that just connected or asked."""
-        return self.awareness.entries()
-
     def local_awareness_by_user(self) -> dict[str, list[AwarenessEntry]]:
         """This node's clients' awareness states, grouped by user (for a peer that syncs)."""
         return self.awareness.local_by_user()

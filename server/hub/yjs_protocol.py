@@ -16,8 +16,6 @@ from crdt.codec import (
     SyncStep2,
     SyncUpdate,
     decode_message,
-    encode_awareness,
-    encode_awareness_message,
     encode_permission_denied,
     encode_sync_step1,
     encode_sync_step2,
@@ -36,9 +34,8 @@ AWARENESS_PREFIX = bytes((MessageType.AWARENESS,))
 def greet_yjs(room: Room, conn: ClientConnection) -> None:
     """What the server says first to a Yjs client: its state vector, then who is here."""
     conn.send(encode_sync_step1(room.document.state_vector()))
-    entries = room.awareness_entries()
-    if entries:
-        conn.send(encode_awareness_message(encode_awareness(entries)))
+    if room.awareness.states:
+        conn.send(room.awareness.snapshot())
 
 
 def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> None:
@@ -59,7 +56,7 @@ def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> Non
     elif isinstance(message, SyncStep2 | SyncUpdate):
         _apply_update(room, conn, message.update)
     elif isinstance(message, QueryAwareness):
-        conn.send(encode_awareness_message(encode_awareness(room.awareness_entries())))
+        conn.send(room.awareness.snapshot())
 
 
 def _update_awareness(room: Room, conn: ClientConnection, frame: bytes) -> None:

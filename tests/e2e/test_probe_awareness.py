@@ -5,6 +5,7 @@ a traceback in the log."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from typing import Any
 
@@ -37,9 +38,11 @@ MAX_FLOOD_SENDS = 24
 # The flood lasts until /healthz has answered this often meanwhile (or MAX_FLOOD_SENDS).
 HEALTHZ_SAMPLES = 5
 MAX_FRAME_BYTES = 1024 * 1024
-# /healthz must keep answering while the flood is handled (it took 1.5 s per frame). The bound
-# leaves room for a loaded test machine; an unbounded awareness handler misses it by far.
-HEALTHZ_BOUND_SECONDS = 0.3
+# /healthz must keep answering while the flood is handled: typically within a few ms, and never
+# stuck behind a frame (the unbounded handler took 1.5 s per frame, so every request waited
+# seconds). The slowest request may also have waited for a busy test machine's scheduler.
+HEALTHZ_TYPICAL_SECONDS = 0.05
+HEALTHZ_WORST_SECONDS = 1.0
 ALICE_ID, BOB_ID = 4242, 9001
 
 
@@ -136,7 +139,9 @@ async def test_a_viewers_awareness_flood_neither_stalls_the_server_nor_drops_any
             finally:
                 stop.set()
                 await poller
-            assert latencies and max(latencies) < HEALTHZ_BOUND_SECONDS, sorted(latencies)[-5:]
+            assert latencies, "the flood ended before /healthz answered once"
+            assert statistics.median(latencies) < HEALTHZ_TYPICAL_SECONDS, sorted(latencies)
+            assert max(latencies) < HEALTHZ_WORST_SECONDS, sorted(latencies)
 
             assert not observer.closed.is_set(), (observer.close_code, observer.close_reason)
             # Only Bob's own "done" state reached the observer: none of the flood.

@@ -341,3 +341,20 @@ def test_repeating_the_same_json_presence_is_not_fanned_out_again() -> None:
     handle_json_frame(room, ana, '{"type":"presence","cursor":{"anchor":2,"head":2}}')
     cursors = [m["state"]["cursor"]["anchor"] for m in presence_sent(ben)]
     assert cursors == [1, 2]
+
+
+def test_queries_are_answered_from_one_encoding_until_the_states_change() -> None:
+    room = make_room()
+    bob = join(room, "bob", WireProtocol.YJS)
+    handle_binary_frame(room, bob, frame((1, 1, {"n": 1})))
+    first = room.awareness.snapshot()
+    for _ in range(3):
+        handle_binary_frame(room, bob, b"\x03")
+    assert room.awareness.snapshot() is first
+    assert sent(bob)[-3:] == [first.data] * 3
+    handle_binary_frame(room, bob, frame((1, 2, {"n": 2})))
+    handle_binary_frame(room, bob, b"\x03")
+    assert awareness_sent(bob)[-1] == AwarenessEntry(1, 2, {"n": 2})
+    room.remove(bob)
+    handle_binary_frame(room, join(room, "ana", WireProtocol.YJS), b"\x03")
+    assert room.awareness.snapshot().data == encode_awareness_message(encode_awareness([]))
