@@ -49,6 +49,9 @@ class OpenAIEmbedder:
             )
         except openai.OpenAIError as exc:
             raise EmbeddingError(f"the embeddings endpoint failed: {exc}") from exc
+        except ValueError as exc:
+            # The SDK lets an unparsable body through as a JSON (or validation) error.
+            raise EmbeddingError(f"the embeddings endpoint sent a malformed answer: {exc}") from exc
         rows = sorted(answer.data, key=lambda item: item.index)
         if len(rows) != len(texts):
             raise EmbeddingError(
