@@ -19,6 +19,7 @@ from crdt.codec import (
     encode_permission_denied,
     encode_sync_step1,
     encode_sync_step2,
+    read_var_uint,
 )
 from server.hub.awareness import decode_awareness_frame
 from server.hub.closing import CloseCode, CloseConnection
@@ -27,8 +28,6 @@ from server.hub.room import Room
 
 # What a Yjs client sends when it has nothing the server lacks: no structs, empty delete set.
 EMPTY_UPDATE = b"\x00\x00"
-# An awareness frame starts with message type 1, a one-byte varuint.
-AWARENESS_PREFIX = bytes((MessageType.AWARENESS,))
 
 
 def greet_yjs(room: Room, conn: ClientConnection) -> None:
@@ -40,7 +39,7 @@ def greet_yjs(room: Room, conn: ClientConnection) -> None:
 
 def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> None:
     """Handle one binary frame from a Yjs client."""
-    if frame.startswith(AWARENESS_PREFIX):
+    if _message_type(frame) == MessageType.AWARENESS:
         _update_awareness(room, conn, frame)
         return
     try:
@@ -57,6 +56,17 @@ def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> Non
         _apply_update(room, conn, message.update)
     elif isinstance(message, QueryAwareness):
         conn.send(room.awareness.snapshot())
+
+
+def _message_type(frame: bytes) -> int | None:
+    """The frame's message type, or None if even that cannot be read (decode_message says why).
+
+    Read as a varuint, not compared with a first byte: lib0 also reads 1 from ``81 00``.
+    """
+    try:
+        return read_var_uint(frame)[0]
+    except ProtocolError:
+        return None
 
 
 def _update_awareness(room: Room, conn: ClientConnection, frame: bytes) -> None:

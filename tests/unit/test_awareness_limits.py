@@ -358,3 +358,13 @@ def test_queries_are_answered_from_one_encoding_until_the_states_change() -> Non
     room.remove(bob)
     handle_binary_frame(room, join(room, "ana", WireProtocol.YJS), b"\x03")
     assert room.awareness.snapshot().data == encode_awareness_message(encode_awareness([]))
+
+
+def test_a_non_canonical_message_type_takes_the_same_bounded_path() -> None:
+    room = make_room()
+    bob, watcher = join(room, "bob", WireProtocol.YJS), join(room, "watcher", WireProtocol.YJS)
+    # lib0 reads `81 00` as 1 too: such a frame must not reach the unbounded decoder.
+    flood = b"\x81\x00" + encode_awareness_message(write_var_uint(6) + b"\xff" * 40)[1:]
+    handle_binary_frame(room, bob, flood)
+    handle_binary_frame(room, bob, b"\x81\x00" + frame((1, 1, {"n": 1}))[1:])
+    assert awareness_sent(watcher) == [AwarenessEntry(1, 1, {"n": 1})]
