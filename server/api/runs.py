@@ -45,10 +45,9 @@ from server.prompts.context import Actor
 from server.runs import queries
 from server.runs.compare import CompareTarget, run_all, target_requests
 from server.runs.inputs import RunSource
-from server.runs.live import HubDocuments
-from server.runs.service import ProviderFailed, RunLimits, RunRequest, RunService, RunSettings
+from server.runs.service import ProviderFailed, RunRequest, RunSettings
+from server.runs.setup import run_service
 from server.runs.streaming import Delta, Done, RunEvent, Usage, merge_streams, stream_run
-from server.services import Services
 from storage.repositories import runs as runs_repo
 from storage.repositories.runs import RunFilter
 
@@ -62,22 +61,6 @@ _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 def _actor(user: Principal) -> Actor:
     return Actor(tenant_id=user.tenant_id, user_id=user.user_id)
-
-
-def run_service(services: Services) -> RunService:
-    """The run service over the process's resources."""
-    settings = services.settings
-    return RunService(
-        sessions=services.sessions,
-        registry=services.llm,
-        secrets=services.secrets,
-        live=HubDocuments(services.hub),
-        limits=RunLimits(
-            max_text_chars=settings.prompt_max_text_chars,
-            compare_max_targets=settings.run_compare_max_targets,
-            stream_queue_size=settings.run_stream_queue_size,
-        ),
-    )
 
 
 def _source(body: RunInput) -> RunSource:
