@@ -40,6 +40,7 @@ COLUMNS = (
     "errors",
     "server_cpu_mean",
     "server_rss_max_mb",
+    "server_rss_growth_mb",
     "loadgen_cpu_mean",
     "p99_vs_ref",
     "rate_vs_ref",

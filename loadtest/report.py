@@ -155,6 +155,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "connect_p99_ms": run["connections"]["ready_ms"]["p99"],
         "server_cpu_mean": run["server"]["cpu_percent_mean"],
         "server_rss_max_mb": run["server"]["rss_mb_max"],
+        "server_rss_growth_mb": run["server"].get("rss_mb_growth"),
         "loadgen_cpu_mean": run["loadgen"]["cpu_percent_mean"],
     }
 

@@ -78,6 +78,15 @@ SCENARIOS: dict[str, Scenario] = {
             description="10,000 idle connections: server RSS per connection",
         ),
         Scenario(
+            "sustained",
+            rooms=20,
+            clients_per_room=10,
+            edit_rate=10,
+            duration=60,
+            description="many-rooms held for 60 s: documents keep growing, so commits, folds "
+            "and the per-edit cost must not grow with them; watch p99 and RSS growth",
+        ),
+        Scenario(
             "smoke",
             rooms=2,
             clients_per_room=3,

@@ -127,6 +127,21 @@ def timeline(
     return rows
 
 
+def rss_growth(window: Sequence[Sample]) -> dict[str, float | None]:
+    """How the server's RSS grew over the edit phase: in all (MiB), and its rate over the second
+    half (MiB per minute) — near zero once the server has reached its working set, positive
+    while something grows without bound (a sustained run is 60 s or more for this reason)."""
+    rss = [(s.t, s.server_rss / MB) for s in window if s.server_rss is not None]
+    if len(rss) < 2:
+        return {"rss_mb_growth": None, "rss_mb_per_min_second_half": None}
+    middle = rss[0][0] + (rss[-1][0] - rss[0][0]) / 2
+    half = [point for point in rss if point[0] >= middle]
+    rate = None
+    if len(half) >= 2 and half[-1][0] > half[0][0]:
+        rate = round((half[-1][1] - half[0][1]) / (half[-1][0] - half[0][0]) * 60, 1)
+    return {"rss_mb_growth": round(rss[-1][1] - rss[0][1], 1), "rss_mb_per_min_second_half": rate}
+
+
 def resources(samples: Sequence[Sample], start: float, end: float) -> dict[str, Any]:
     """Server and generator CPU (mean/max over the window) and RSS (start/max/end)."""
     window = _between(samples, start, end)
@@ -140,6 +155,7 @@ def resources(samples: Sequence[Sample], start: float, end: float) -> dict[str, 
             "rss_mb_start": round(server_rss[0] / MB, 1) if server_rss else None,
             "rss_mb_max": round(max(server_rss) / MB, 1) if server_rss else None,
             "rss_mb_end": round(server_rss[-1] / MB, 1) if server_rss else None,
+            **rss_growth(window),
         },
         "loadgen": {
             "cpu_percent_mean": _mean(gen_cpu),

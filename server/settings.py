@@ -45,7 +45,7 @@ class Settings:
     # The history writer's backlog (edits applied but not yet durable) is bounded by this many
     # edits and bytes; at the bound, edits are refused (Yjs: close 1013; JSON: error
     # "overloaded") until commits catch up.
-    history_max_pending_edits: int = 10_000
+    history_max_pending_edits: int = 20_000
     history_max_pending_bytes: int = 64 * 1024 * 1024
     # How often at most a session's updated_at is written while it is being edited.
     session_touch_seconds: float = 5.0

@@ -13,7 +13,7 @@ import logging
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_EDITS = 10_000
+DEFAULT_MAX_EDITS = 20_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 

@@ -191,7 +191,7 @@ def test_awareness_limits_default_parse_and_refuse_values_past_their_edges(name:
 
 
 HISTORY_INTEGERS = {
-    "PROMPT_STUDIO_HISTORY_MAX_PENDING_EDITS": ("history_max_pending_edits", 10_000, 1),
+    "PROMPT_STUDIO_HISTORY_MAX_PENDING_EDITS": ("history_max_pending_edits", 20_000, 1),
     "PROMPT_STUDIO_HISTORY_MAX_PENDING_BYTES": ("history_max_pending_bytes", 64 << 20, 1024),
     "PROMPT_STUDIO_SQLITE_BUSY_TIMEOUT_MS": ("sqlite_busy_timeout_ms", 30_000, 0),
 }
