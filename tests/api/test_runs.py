@@ -291,7 +291,12 @@ async def test_daily_quota(api: StudioApi) -> None:
 async def test_model_statistics_per_tenant(api: StudioApi) -> None:
     ana = await api.account()
     eve = await api.account("Eve")
-    runs = [await run(api, ana, content=f"text {n}") for n in range(3)]
+    runs = [
+        await run(api, ana, content="alpha one", cache="bypass"),
+        await run(api, ana, content="beta two", cache="bypass"),
+        await run(api, ana, content="gamma three"),
+        await run(api, ana, content="gamma three"),  # answered by the cache
+    ]
     await run(api, eve, content="elsewhere")
     await api.call("POST", f"/api/runs/{runs[0]['id']}/ratings", ana, json={"rating": 4})
     stats = await api.call("GET", "/api/stats/models?days=30", ana)
@@ -299,11 +304,39 @@ async def test_model_statistics_per_tenant(api: StudioApi) -> None:
     body = stats.json()
     assert body["days"] == 30 and len(body["items"]) == 1
     row = body["items"][0]
-    assert (row["model"], row["run_count"], row["success_rate"]) == ("offline", 3, 1.0)
+    assert (row["model"], row["run_count"], row["success_rate"]) == ("offline", 4, 1.0)
     assert row["total_tokens"] == sum(r["token_usage"]["total"] for r in runs)
-    assert row["avg_rating"] == 4.0 and row["cache_hits"] == 0
+    assert row["avg_rating"] == 4.0 and row["cache_hits"] == 1
     for bad in ("days=0", "days=3651", "days=x"):
         assert (await api.call("GET", f"/api/stats/models?{bad}", ana)).status_code == 422
+
+
+async def test_runs_go_through_the_semantic_cache(api: StudioApi) -> None:
+    ana = await api.account()
+    eve = await api.account("Eve")
+    text = "Describe the water cycle for a child"
+    first = await run(api, ana, content=text)
+    assert first["cache"]["hit"] is False and first["provider"] == "offline"
+    second = await run(api, ana, content=text)
+    assert second["cache"]["hit"] is True and second["cache"]["similarity"] == 1.0
+    assert second["cache"]["entry_id"] and second["provider"] == "semantic-cache"
+    assert second["output"] == first["output"] and second["token_usage"] == first["token_usage"]
+    bypass = await run(api, ana, content=text, cache="bypass")
+    assert bypass["cache"] == {"hit": False, "similarity": None, "entry_id": None}
+    refreshed = await run(api, ana, content=text, cache="refresh")
+    assert refreshed["cache"]["hit"] is False and refreshed["provider"] == "offline"
+    # Another temperature, another system section, another tenant: other scopes.
+    assert (await run(api, ana, content=text, temperature=0.2))["cache"]["hit"] is False
+    other = await run(api, ana, sections={"system": "Be terse.", "user": text})
+    assert other["cache"]["hit"] is False
+    assert (await run(api, eve, content=text))["cache"]["hit"] is False
+    streamed = await api.call(
+        "POST", "/api/runs", ana, json={"model": "offline", "content": text, "stream": True}
+    )
+    events = events_of(streamed)
+    assert [name for name, _ in events] == ["delta", "usage", "done"]
+    assert events[0][1]["text"] == first["output"]
+    assert events[-1][1]["run"]["cache"]["hit"] is True
 
 
 async def test_compare_runs_targets_side_by_side(api: StudioApi) -> None:
