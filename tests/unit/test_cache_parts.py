@@ -215,3 +215,17 @@ async def test_wordllama_loads_from_its_wheel_without_network() -> None:
 def test_glob_patterns_become_escaped_like_patterns() -> None:
     assert glob_to_like("*weather?") == "%weather_"
     assert glob_to_like("100%_off\\") == "100\\%\\_off\\\\"
+
+
+async def test_the_embedder_setting_picks_the_embedder() -> None:
+    from server.cache import create_embedder
+    from server.cache.embedder_openai import OpenAIEmbedder
+    from server.settings import Settings
+
+    assert isinstance(create_embedder(Settings()), WordLlamaEmbedder)
+    assert isinstance(create_embedder(Settings(cache_embedder="hashing")), HashingEmbedder)
+    remote = create_embedder(
+        Settings(cache_embedder="openai", llm_base_url="http://127.0.0.1:9/v1", llm_api_key="k")
+    )
+    assert isinstance(remote, OpenAIEmbedder) and remote.name == "openai:text-embedding-3-small"
+    await remote.aclose()
