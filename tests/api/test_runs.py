@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
+from server.cache import RefreshRequest
 from server.llm import tokens
 from server.llm.base import ChatMessage
+from server.runs.setup import run_service
 from storage.base import utcnow
 from storage.models import Tenant
 from tests.api.runs_support import events_of, make_prompt, run, version_id
@@ -384,3 +387,58 @@ async def test_models_listing_without_an_endpoint(api: StudioApi) -> None:
     assert listed.json()["items"] == [
         {"name": "offline", "provider": "offline", "source": "offline"}
     ]
+
+
+async def test_concurrent_runs_never_exceed_the_quota(api: StudioApi) -> None:
+    tenant = await api.tenant()
+    ana = await api.account(tenant_id=tenant.tenant_id)
+    async with api.services.sessions() as db, db.begin():
+        await db.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant.tenant_id)
+            .values(config={"quotas": {"runsPerDay": 3, "cacheSize": 10}})
+        )
+    answers = await asyncio.gather(
+        *(
+            api.call("POST", "/api/runs", ana, json={"model": "offline", "content": f"q{n}"})
+            for n in range(6)
+        )
+    )
+    assert sorted(r.status_code for r in answers) == [201, 201, 201, 429, 429, 429]
+
+
+async def test_concurrent_runs_and_ratings_keep_version_metrics_exact(api: StudioApi) -> None:
+    ana = await api.account()
+    prompt_id = await make_prompt(api, ana)
+    first = await version_id(api, ana, prompt_id)
+    runs = await asyncio.gather(
+        *(
+            run(api, ana, prompt_version_id=first, variables={"topic": f"t{n}"}, cache="bypass")
+            for n in range(8)
+        )
+    )
+    await asyncio.gather(
+        *(
+            api.call("POST", f"/api/runs/{r['id']}/ratings", ana, json={"rating": 1 + n % 5})
+            for n, r in enumerate(runs)
+        )
+    )
+    metrics = (await api.call("GET", f"/api/prompts/{prompt_id}/versions/1/metrics", ana)).json()
+    stored = metrics["performance_metrics"]
+    assert stored["runCount"] == 8 and stored["ratingCount"] == 8
+    assert stored["avgRating"] == pytest.approx(sum(1 + n % 5 for n in range(8)) / 8, abs=1e-3)
+
+
+async def test_the_cache_refresher_runs_a_request_again(api: StudioApi) -> None:
+    tenant = await api.tenant()
+    request = RefreshRequest(
+        tenant_id=tenant.tenant_id,
+        model="offline",
+        temperature=0.3,
+        max_tokens=None,
+        sections={"system": "Be kind."},
+        user_text="hello",
+    )
+    completion = await run_service(api.services).refresh(request)
+    assert completion.provider == "offline"
+    assert "[system]\nBe kind.\n[user]\nhello" in completion.text
