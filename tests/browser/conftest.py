@@ -8,7 +8,7 @@ Every test module here is marked ``browser``: skipped locally without Chromium, 
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from playwright.async_api import Browser, async_playwright
 from migrations.runner import upgrade
 from tests.browser.pages import COLORS, set_colors
 from tests.support.accounts import Account, create_accounts
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.server_process import ServerProcess, running_server
 from tests.support.services import require_service
 
@@ -56,13 +57,26 @@ def browser_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="package")
+def fake_llm() -> Iterator[FakeOpenAI]:
+    """The fake OpenAI-compatible endpoint on loopback that the run panel's runs go to."""
+    with FakeOpenAI(models=("fake-small", "fake-large")) as fake:
+        yield fake
+
+
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def server(
-    browser_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    browser_database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeOpenAI
 ) -> AsyncIterator[ServerProcess]:
-    """A running server shared by the browser tests."""
+    """A running server shared by the browser tests, its models served by :func:`fake_llm`."""
+    env = {
+        **BROWSER_ENV,
+        "LLM_BASE_URL": fake_llm.base_url,
+        "LLM_MODELS": "fake-small,fake-large",
+        "PROMPT_STUDIO_LLM_MAX_RETRIES": "0",
+    }
     async with running_server(
-        browser_database_url, Path(tmp_path_factory.mktemp("logs")), BROWSER_ENV
+        browser_database_url, Path(tmp_path_factory.mktemp("logs")), env
     ) as proc:
         yield proc
 

@@ -8,6 +8,7 @@ import { connectionStatus } from "./status.js";
 import { memberPanel } from "./members.js";
 import { historyPanel } from "./history.js";
 import { publishPanel } from "./publish.js";
+import { runPanel } from "./run.js";
 import { hasEndpoint } from "../api.js";
 
 const READ_ONLY_REASON = {
@@ -20,6 +21,7 @@ export function openSessionPage(main, me, shareToken, { navigate }) {
   const status = connectionStatus(editor.provider, editor.ydoc);
   const members = memberPanel(me, editor.provider.awareness);
   const historyView = historyPanel(editor.ytext);
+  const runner = runPanel(editor.ytext);
   const notice = h("p", { class: "notice", id: "session-notice", role: "status", hidden: true });
   const publish = publishPanel({
     navigate,
@@ -42,7 +44,7 @@ export function openSessionPage(main, me, shareToken, { navigate }) {
     notice,
     h("div", { class: "session-body" },
       h("div", { class: "editor-wrap", id: "editor" }, editor.view.dom),
-      h("aside", { class: "sidebar" }, members.el, publish.el, historyView.el),
+      h("aside", { class: "sidebar" }, members.el, runner.el, publish.el, historyView.el),
     ),
   );
   clear(main, layout);
@@ -66,6 +68,9 @@ export function openSessionPage(main, me, shareToken, { navigate }) {
       historyView.setSession(message.session.id, message.role);
       hasEndpoint("POST", "/api/sessions/{session_id}/publish").then((yes) => {
         if (yes) publish.setSession(message.session.id, message.role);
+      });
+      hasEndpoint("POST", "/api/runs").then((yes) => {
+        if (yes) runner.setSession(message.session.id);
       });
     },
     role(role) {
@@ -101,6 +106,7 @@ export function openSessionPage(main, me, shareToken, { navigate }) {
     control.close();
     members.destroy();
     historyView.destroy();
+    runner.destroy();
     status.destroy();
     editor.destroy();
     delete window.promptStudio;
