@@ -132,7 +132,7 @@ class SqliteBatchInserter:
             ).fetchall()
             if found is None or not rows:
                 conn.execute("ROLLBACK")
-                return 0, len(found[0] or b"") if found else 0
+                return 0, (len(found[0] or b"") if found is not None else 0)
             state, content = fold(found[0], [data for _, data in rows])
             conn.execute(
                 "UPDATE collaboration_sessions SET crdt_state = ?, content = ?, updated_at = ? "
