@@ -4,12 +4,45 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.api import me, prompts, session_history, session_members, session_publish, sessions
+from server.api import (
+    admin_marketplace,
+    admin_tenants,
+    auth,
+    cache,
+    compose,
+    marketplace,
+    me,
+    prompts,
+    runs,
+    session_history,
+    session_members,
+    session_publish,
+    sessions,
+    templates,
+    tenant,
+)
 
 
 def api_router() -> APIRouter:
     """Every REST router of the server, to be included under ``/api``."""
     router = APIRouter()
-    for area in (me, sessions, session_members, session_history, prompts, session_publish):
+    areas = (
+        me,
+        auth,
+        tenant,
+        admin_tenants,
+        admin_marketplace,
+        sessions,
+        session_members,
+        session_history,
+        prompts,
+        session_publish,
+        templates,
+        marketplace,
+        compose,
+        runs,
+        cache,
+    )
+    for area in areas:
         router.include_router(area.router)
     return router

@@ -7,7 +7,7 @@ unknown fields, NaN/Infinity, lone surrogates, integers past 64 bits, over-long 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Path, Query
 from pydantic import (
@@ -37,23 +37,20 @@ def _no_lone_surrogates(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_lone_surrogates)]
 
 
-def bounded_text(max_length: int, *, min_length: int = 0, strip: bool = False) -> Any:
-    """A :data:`Text` type with length bounds (characters)."""
-    return Annotated[
-        str,
-        StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=strip),
-        AfterValidator(_no_lone_surrogates),
-    ]
-
+_UTF8 = AfterValidator(_no_lone_surrogates)
 
 #: A display name: 1-200 characters, surrounding whitespace removed.
-Name = bounded_text(200, min_length=1, strip=True)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), _UTF8]
 #: A free-text description.
-Description = bounded_text(2_000)
+Description = Annotated[str, StringConstraints(max_length=2_000), _UTF8]
 #: Prompt text, templates, document content.
-LongText = bounded_text(1_000_000)
+LongText = Annotated[str, StringConstraints(max_length=1_000_000), _UTF8]
 #: A tag or category: 1-64 characters.
-Tag = bounded_text(64, min_length=1, strip=True)
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), _UTF8]
+#: A URL or other reference: 1-2000 characters.
+Url = Annotated[
+    str, StringConstraints(min_length=1, max_length=2_000, strip_whitespace=True), _UTF8
+]
 #: An integer id or count that fits a 64-bit database column.
 DbInt = Annotated[int, Field(ge=1, le=MAX_DB_INT, strict=True)]
 
@@ -76,7 +73,9 @@ UtcDatetime = Annotated[
 class ApiModel(BaseModel):
     """Base of every request and response body."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, from_attributes=True)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, from_attributes=True, strict=True
+    )
 
 
 class PageParams:
@@ -103,3 +102,5 @@ class Page(ApiModel):
 ResourceId = Annotated[str, Path(min_length=1, max_length=100)]
 #: An integer id in a path (SERIAL columns): 1 … 2**63-1, else 422.
 IntId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+#: A text id inside a body (UUIDs).
+ResourceIdText = Annotated[str, StringConstraints(min_length=1, max_length=100)]

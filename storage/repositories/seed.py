@@ -36,7 +36,10 @@ async def seed(db: AsyncSession) -> SeedResult:
     """Insert every bundled template and technique that is not there yet (matched by name/title)."""
     templates = load_seed_file("templates.json")
     techniques = load_seed_file("techniques.json")
-    existing_templates = set(await db.scalars(select(Template.name)))
+    # Only the global templates count: a tenant may have its own template of the same name.
+    existing_templates = set(
+        await db.scalars(select(Template.name).where(Template.tenant_id.is_(None)))
+    )
     existing_techniques = set(await db.scalars(select(Technique.title)))
     new_templates = [t for t in templates if t["name"] not in existing_templates]
     new_techniques = [t for t in techniques if t["title"] not in existing_techniques]

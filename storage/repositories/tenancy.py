@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, delete, select
+from sqlalchemy import BindParameter, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.base import utcnow
-from storage.models import LoginSession, Tenant, User
+from storage.models import LoginSession, SessionMember, Tenant, User
 
 
 class DuplicateError(ValueError):
@@ -154,3 +154,81 @@ async def delete_user_login_sessions(db: AsyncSession, user_id: str) -> list[str
     if sids:
         await db.execute(delete(LoginSession).where(LoginSession.sid.in_(sids)))
     return sids
+
+
+async def get_tenant(
+    db: AsyncSession, tenant_id: str, *, for_update: bool = False
+) -> Tenant | None:
+    """The tenant with this id (row-locked on PostgreSQL when ``for_update``), or None."""
+    statement = select(Tenant).where(Tenant.id == tenant_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return await db.scalar(statement)
+
+
+async def list_tenants(db: AsyncSession, *, limit: int, offset: int) -> tuple[list[Tenant], int]:
+    """All tenants, oldest first, paged; with the total count."""
+    total = int(await db.scalar(select(func.count()).select_from(Tenant)) or 0)
+    rows = await db.scalars(
+        select(Tenant).order_by(Tenant.created_at, Tenant.id).limit(limit).offset(offset)
+    )
+    return list(rows.all()), total
+
+
+async def domain_taken(db: AsyncSession, domain: str, *, except_tenant: str | None = None) -> bool:
+    """Whether another tenant already uses ``domain``."""
+    statement = select(Tenant.id).where(Tenant.domain == domain)
+    if except_tenant is not None:
+        statement = statement.where(Tenant.id != except_tenant)
+    return await db.scalar(statement) is not None
+
+
+async def count_tenant_users(db: AsyncSession, tenant_id: str) -> int:
+    """How many users belong to the tenant."""
+    statement = select(func.count()).select_from(User).where(User.tenant_id == tenant_id)
+    return int(await db.scalar(statement) or 0)
+
+
+async def list_tenant_users(
+    db: AsyncSession, tenant_id: str, *, limit: int, offset: int
+) -> tuple[list[User], int]:
+    """The tenant's users by name, paged; with the total count."""
+    total = await count_tenant_users(db, tenant_id)
+    rows = await db.scalars(
+        select(User)
+        .where(User.tenant_id == tenant_id)
+        .order_by(User.name, User.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), total
+
+
+async def get_tenant_user(db: AsyncSession, tenant_id: str, user_id: str) -> User | None:
+    """The tenant's user with this id; another tenant's user is None, like an unknown id."""
+    return await db.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
+
+
+async def email_taken(db: AsyncSession, email: str, *, except_user: str | None = None) -> bool:
+    """Whether another user already has ``email`` (emails are unique server-wide)."""
+    statement = select(User.id).where(User.email == email)
+    if except_user is not None:
+        statement = statement.where(User.id != except_user)
+    return await db.scalar(statement) is not None
+
+
+async def detach_user(db: AsyncSession, user: User) -> None:
+    """Remove a user from their tenant for good, keeping what they wrote attributable.
+
+    Edit history, sessions and prompts reference users with NOT NULL foreign keys, so the row
+    stays: its personal data is erased, its email freed, its memberships and login sessions
+    deleted, and it leaves the tenant (a user without a tenant can never sign in).
+    """
+    await delete_user_login_sessions(db, user.id)
+    await db.execute(delete(SessionMember).where(SessionMember.user_id == user.id))
+    user.email = f"removed-{user.id}@removed.invalid"
+    user.name = "Former member"
+    user.avatar = None
+    user.tenant_id = None
+    user.updated_at = utcnow()
+    await db.flush()
