@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from server.logs import configure_logging
 from server.security import hash_secret, new_api_key, new_login_token
 from server.settings import Settings, SettingsError
 
@@ -109,11 +110,11 @@ def _configure_logging(command: str, level: str) -> None:
 
     A one-shot command's output is its result (and a failure is one line), so Alembic's INFO
     chatter about every migration step must not bury it; ``LOG_LEVEL=DEBUG`` still shows it all.
-    ``serve`` logs exactly at ``LOG_LEVEL``.
+    ``serve`` logs exactly at ``LOG_LEVEL``. Every line is redacted (:mod:`server.logs`).
     """
     if command != "serve" and level == "INFO":
         level = "WARNING"
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
 
 
 def _first_line(error: object) -> str:
@@ -284,7 +285,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
     from migrations.runner import is_at_head
     from server.app import create_app
-    from server.ws_protocol import DirectWebSocketProtocol
+    from server.http_guard import guarded_h11_protocol
+    from server.ws_protocol import direct_websocket_protocol
 
     if args.host:
         settings = settings.with_overrides(host=args.host)
@@ -298,13 +300,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             json.dumps({"status": "starting", "host": settings.host, "port": settings.port}),
             flush=True,
         )
+    direct = settings.ws_transport == "direct"
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        ws=DirectWebSocketProtocol if settings.ws_transport == "direct" else "websockets-sansio",
+        http=guarded_h11_protocol(
+            settings.head_timeout_seconds, settings.max_half_open_connections
+        ),
+        ws=direct_websocket_protocol(settings.drop_grace_seconds)
+        if direct
+        else "websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_compression,
+        # No handlers of uvicorn's own: its loggers propagate to the redacting root handler.
+        log_config=None,
         log_level=settings.log_level.lower(),
         lifespan="on",
         timeout_graceful_shutdown=10,

@@ -21,13 +21,14 @@ runs unchanged (only slower) on any other ASGI server.
 
 It relies on attributes of uvicorn's implementation (``conn``, ``transport``, ``writable``,
 ``close_sent``, ``disconnected``, ``frames``, ``curr_msg_data_type``), hence the narrow uvicorn
-version range in ``pyproject.toml``; ``tests/integration/test_ws_protocol.py`` exercises them.
+version range in ``pyproject.toml``; ``tests/e2e/test_transport.py`` exercises them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
@@ -36,18 +37,20 @@ from server.hub.wire import DIRECT_EXTENSION, Receiver, WireMessage
 
 logger = logging.getLogger(__name__)
 
-# How long a dropped connection may take to read what was buffered before it is aborted.
+# How long a dropped connection may take to read what was buffered before it is aborted
+# (the default of ``PROMPT_STUDIO_DROP_GRACE_SECONDS``).
 DROP_GRACE_SECONDS = 5.0
 
 
 class DirectSocket:
     """The direct path into one websocket connection (see the module docstring)."""
 
-    __slots__ = ("_protocol", "receiver")
+    __slots__ = ("_abort", "_protocol", "receiver")
 
     def __init__(self, protocol: DirectWebSocketProtocol) -> None:
         self._protocol = protocol
         self.receiver: Receiver | None = None
+        self._abort: asyncio.TimerHandle | None = None
 
     def write(self, message: WireMessage) -> bool:
         """Write ``message`` now if the connection is open and its buffer has room."""
@@ -78,7 +81,9 @@ class DirectSocket:
         """Close now: the close frame behind what is buffered, then the TCP connection.
 
         A client that has stopped reading never takes the buffered data; it is aborted after
-        :data:`DROP_GRACE_SECONDS` so its socket and buffer are freed.
+        the protocol's ``drop_grace_seconds`` so its socket and buffer are freed. One that does
+        read it ends normally before then, and the abort is cancelled (an abort of a transport
+        already closed fails inside asyncio).
         """
         self.receiver = None
         protocol = self._protocol
@@ -95,7 +100,19 @@ class DirectSocket:
                 {"type": "websocket.disconnect", "code": code, "reason": reason}
             )
         transport.close()
-        protocol.loop.call_later(DROP_GRACE_SECONDS, transport.abort)
+        if self._abort is None:
+            self._abort = protocol.loop.call_later(protocol.drop_grace_seconds, self._abort_now)
+
+    def _abort_now(self) -> None:
+        self._abort = None
+        if not self._protocol.disconnected:
+            self._protocol.transport.abort()
+
+    def cancel_abort(self) -> None:
+        """The connection is gone: the abort scheduled by :meth:`drop` has nothing to do."""
+        if self._abort is not None:
+            self._abort.cancel()
+            self._abort = None
 
     def set_receiver(self, receiver: Receiver | None) -> None:
         """Deliver messages parsed from now on to ``receiver`` (None: back to ASGI receive).
@@ -109,9 +126,16 @@ class DirectSocket:
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol offering a :class:`DirectSocket` to the app."""
 
+    drop_grace_seconds: ClassVar[float] = DROP_GRACE_SECONDS
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.direct = DirectSocket(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The TCP connection ended: cancel a pending abort, then uvicorn's clean-up."""
+        self.direct.cancel_abort()
+        super().connection_lost(exc)
 
     async def run_asgi(self) -> None:
         """Run the application with the direct socket in the scope's extensions."""
@@ -150,3 +174,13 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             # The receiver handles bad input itself; this is a bug. Only this connection ends.
             logger.exception("websocket message handler failed; closing the connection")
             self.direct.drop(1011, "internal server error")
+
+
+def direct_websocket_protocol(drop_grace_seconds: float) -> type[DirectWebSocketProtocol]:
+    """:class:`DirectWebSocketProtocol` aborting dropped clients after ``drop_grace_seconds``."""
+
+    class Configured(DirectWebSocketProtocol):
+        pass
+
+    Configured.drop_grace_seconds = drop_grace_seconds
+    return Configured

@@ -49,6 +49,12 @@ MODES = {
 }
 # Small enough that a client which stops reading overflows it quickly.
 SEND_QUEUE_LIMIT = 16
+# The server aborts a dropped client this long after closing it (server.ws_protocol).
+DROP_GRACE_SECONDS = 1.0
+# The floods below: this many awareness states, each as big as the awareness cap allows, so a
+# stalled client's buffers fill (the rate limit is raised to let one client send them).
+FLOOD_MESSAGES = 3000
+FLOOD_STATE_BYTES = 8000
 
 
 @pytest.fixture(scope="module", params=list(MODES))
@@ -60,7 +66,13 @@ def mode(request: pytest.FixtureRequest) -> str:
 async def server(
     mode: str, server_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
-    env = {**MODES[mode], "PROMPT_STUDIO_SEND_QUEUE_LIMIT": str(SEND_QUEUE_LIMIT)}
+    env = {
+        **MODES[mode],
+        "PROMPT_STUDIO_SEND_QUEUE_LIMIT": str(SEND_QUEUE_LIMIT),
+        "PROMPT_STUDIO_DROP_GRACE_SECONDS": str(DROP_GRACE_SECONDS),
+        "PROMPT_STUDIO_RATE_LIMIT_PER_SECOND": str(FLOOD_MESSAGES),
+        "PROMPT_STUDIO_RATE_LIMIT_BURST": str(FLOOD_MESSAGES),
+    }
     async with running_server(
         server_database_url, Path(tmp_path_factory.mktemp("logs")), env
     ) as proc:
@@ -256,6 +268,30 @@ async def test_invalid_utf8_in_a_text_frame_closes_1007(
     assert await asyncio.to_thread(exchange, True) == 1007
 
 
+async def _flood_a_stalled_client(
+    server: ServerProcess,
+    session: dict[str, str],
+    flooder: YjsPeer,
+    token: str,
+    watcher: JsonClient | None = None,
+) -> socket.socket:
+    """A Yjs client (``token``) that stops reading while ``flooder`` floods its room with
+    awareness; returns its socket, whose queue has overflowed by now. ``watcher``, in another
+    room, has an edit acknowledged every so often meanwhile."""
+    path = f"/ws/{session['share_token']}?token={token}&protocol=yjs"
+    stalled = await asyncio.to_thread(_raw_handshake, server.port, path, rcvbuf=4096)
+    for clock in range(1, FLOOD_MESSAGES):
+        # Random, so permessage-deflate cannot shrink the flood to nothing.
+        blob = base64.b64encode(os.urandom(FLOOD_STATE_BYTES * 3 // 4)).decode()
+        state = {"user": {"name": "Alice"}, "blob": blob, "n": clock}
+        entry = AwarenessEntry(flooder.doc.client_id, clock, state)
+        await flooder.ws.send(encode_awareness_message(encode_awareness([entry])))
+        if watcher is not None and clock % 200 == 0:
+            ack = await watcher.insert(0, ".")
+            assert ack["type"] == "ack"
+    return stalled
+
+
 async def test_a_client_that_stops_reading_is_dropped_and_the_others_carry_on(
     server: ServerProcess, pair: tuple[Account, Account, dict[str, str]]
 ) -> None:
@@ -264,32 +300,63 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_others_carry_on(
     another room throughout, this room's other clients afterwards."""
     alice, bob, session = pair
     other_room = await create_session(server, alice, "elsewhere")
-    path = f"/ws/{session['share_token']}?token={bob.token}&protocol=yjs"
-    stalled = await asyncio.to_thread(_raw_handshake, server.port, path, rcvbuf=4096)
+    flooder = await YjsPeer.join(server, session["share_token"], alice.token)
+    watcher = await JsonClient(server.ws_base, other_room["share_token"], alice.token).connect()
     try:
-        flooder = await YjsPeer.join(server, session["share_token"], alice.token)
-        watcher = await JsonClient(server.ws_base, other_room["share_token"], alice.token).connect()
-        try:
-            blob = "x" * 60_000
-            for clock in range(1, 400):
-                state = {"user": {"name": "Alice"}, "blob": blob, "n": clock}
-                entry = AwarenessEntry(flooder.doc.client_id, clock, state)
-                await flooder.ws.send(encode_awareness_message(encode_awareness([entry])))
-                if clock % 50 == 0:
-                    ack = await watcher.insert(0, ".")
-                    assert ack["type"] == "ack"
+        flood = _flood_a_stalled_client(server, session, flooder, bob.token, watcher)
+        with await flood as stalled:
             code = await asyncio.to_thread(_read_frames_until_close, stalled, 30)
-            # 1013 when the close frame made it out behind the buffered data; None when the
-            # connection was dropped without one (it read nothing in time).
-            assert code in (1013, None)
-            await flooder.insert(0, "still here ")
-            async with JsonClient(server.ws_base, session["share_token"], bob.token) as late:
-                await late.wait_text("still here Hello")
-        finally:
-            await flooder.ws.close()
-            await watcher.close()
+        # 1013 when the close frame made it out behind the buffered data; None when the
+        # connection was dropped without one (it read nothing in time).
+        assert code in (1013, None)
+        await flooder.insert(0, "still here ")
+        async with JsonClient(server.ws_base, session["share_token"], bob.token) as late:
+            await late.wait_text("still here Hello")
     finally:
-        stalled.close()
+        await flooder.ws.close()
+        await watcher.close()
+
+
+async def test_a_dropped_client_that_reads_its_backlog_leaves_no_error_behind(
+    server: ServerProcess, pair: tuple[Account, Account, dict[str, str]]
+) -> None:
+    """The slow client dropped with 1013 reads what was buffered after all, so its connection
+    ends normally; the abort scheduled at the drop, due later, must then find nothing to do
+    (it used to log ``AttributeError: 'NoneType' object has no attribute 'call_soon'``)."""
+    alice, bob, session = pair
+    assert server.log_path is not None
+    log_start = server.log_path.stat().st_size  # earlier tests' lines are theirs
+    flooder = await YjsPeer.join(server, session["share_token"], alice.token)
+    try:
+        with await _flood_a_stalled_client(server, session, flooder, bob.token) as stalled:
+            code = await asyncio.to_thread(_read_frames_until_close, stalled, 30)
+            assert code in (1013, None)
+            dropped_at = time.monotonic()
+    finally:
+        await flooder.ws.close()
+    deadline = dropped_at + DROP_GRACE_SECONDS + 2.0
+    # Absence can only be shown by looking until the abort is long due; fail as soon as it shows.
+    while time.monotonic() < deadline:
+        errors = _errors_in(server.log_path, log_start)
+        assert not errors, "\n".join(errors)
+        await asyncio.sleep(0.2)
+    assert not _errors_in(server.log_path, log_start)
+
+
+# Loggers of the websocket path; other components' errors (a background job, say) are theirs.
+TRANSPORT_LOGGERS = (
+    " ERROR asyncio:",
+    " ERROR uvicorn.",
+    " ERROR server.ws_protocol:",
+    " ERROR server.hub.",
+)
+
+
+def _errors_in(log_path: Path, start: int) -> list[str]:
+    with log_path.open("rb") as log:
+        log.seek(start)
+        lines = log.read().decode(errors="replace").splitlines()
+    return [line for line in lines if any(name in line for name in TRANSPORT_LOGGERS)]
 
 
 async def test_frames_sent_before_the_room_is_joined_are_handled_in_order(
