@@ -20,7 +20,7 @@ from server.api.prompt_views import (
 )
 from server.api.routing import StudioRoute
 from server.api.schemas import prompts as schemas
-from server.api.types import MAX_DB_INT, PageParams, ResourceId
+from server.api.types import PageParams, ResourceId
 from server.auth import Principal
 from server.prompts import exchange, labels, service
 from server.prompts.context import Actor
@@ -28,9 +28,8 @@ from server.prompts.context import Actor
 router = APIRouter(route_class=StudioRoute, tags=["prompts"])
 
 Page = Annotated[PageParams, Depends()]
-VersionPath = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="version number")]
+VersionPath = Annotated[int, Path(ge=1, le=schemas.MAX_VERSION, description="version number")]
 LabelPath = Annotated[str, Path(min_length=1, max_length=64, description="label name")]
-VersionQuery = Annotated[int, Query(ge=1, le=MAX_DB_INT)]
 
 
 def _actor(user: Principal) -> Actor:
@@ -283,8 +282,8 @@ async def diff(
     prompt_id: ResourceId,
     user: CurrentUser,
     db: UserDb,
-    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_DB_INT)],
-    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_DB_INT)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=schemas.MAX_VERSION)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=schemas.MAX_VERSION)],
 ) -> schemas.VersionDiff:
     """A unified diff per section and for ``content``, plus variable and model-config changes."""
     with domain_errors():

@@ -92,9 +92,9 @@ def _check_document(
     seen: set[int] = set()
     for index, raw in enumerate(raw_versions):
         number = raw.get("version")
-        if not isinstance(number, int) or number < 1 or number in seen:
+        if not isinstance(number, int) or not 1 <= number <= repo.MAX_VERSION or number in seen:
             raise InvalidPrompt(
-                "version numbers must be distinct positive integers",
+                f"version numbers must be distinct integers from 1 to {repo.MAX_VERSION}",
                 field=f"versions.{index}.version",
             )
         seen.add(number)

@@ -30,6 +30,9 @@ from storage.models import (
     PromptVersion,
 )
 
+#: The highest version number (``prompt_versions.version`` is a 32-bit INTEGER on PostgreSQL).
+MAX_VERSION = 2**31 - 1
+
 
 class VersionNumberTakenError(RuntimeError):
     """Every attempt to allocate a version number collided with another writer."""
@@ -152,6 +155,8 @@ async def add_version(
     """
     for _ in range(attempts):
         number = await highest_version(db, prompt_id) + 1
+        if number > MAX_VERSION:
+            raise VersionNumberTakenError(f"{prompt_id} has used every version number")
         version = _version_row(prompt_id, number, fields)
         try:
             async with db.begin_nested():
@@ -191,7 +196,9 @@ def _version_row(prompt_id: str, number: int, fields: NewVersion) -> PromptVersi
 
 
 async def get_version(db: AsyncSession, prompt_id: str, number: int) -> PromptVersion | None:
-    """A prompt's version by number."""
+    """A prompt's version by number (None for a number no version can have)."""
+    if not 1 <= number <= MAX_VERSION:
+        return None
     return await db.scalar(
         select(PromptVersion).where(
             PromptVersion.prompt_id == prompt_id, PromptVersion.version == number

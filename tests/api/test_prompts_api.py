@@ -213,6 +213,10 @@ async def test_bad_paths_queries_and_bodies(api: StudioApi) -> None:
     cases: list[tuple[str, str, Any, int, str | None]] = [
         ("GET", f"{base}/versions/0", None, 422, "number"),
         ("GET", f"{base}/versions/{2**63}", None, 422, "number"),
+        ("GET", f"{base}/versions/{2**31}", None, 422, "number"),
+        ("PUT", f"{base}/labels/x", {"version": 2**31}, 422, "version"),
+        ("POST", f"{base}/render", {"version": 2**31}, 422, "version"),
+        ("GET", f"{base}/diff?from=1&to={2**31}", None, 422, "to"),
         ("GET", f"{base}/versions/abc", None, 422, "number"),
         ("GET", f"{base}/versions?offset=-1", None, 422, "offset"),
         ("GET", f"{base}/versions?limit=201", None, 422, "limit"),

@@ -78,6 +78,10 @@ async def test_publish_errors(api: StudioApi) -> None:
         "POST", "/api/sessions", ana, json={"name": "s", "prompt_id": prompt_id, "version": 9}
     )
     assert no_version.status_code == 404 and no_version.json()["error"]["field"] == "version"
+    past_int32 = await api.call(
+        "POST", "/api/sessions", ana, json={"name": "s", "prompt_id": prompt_id, "version": 2**40}
+    )
+    assert past_int32.status_code == 404 and past_int32.json()["error"]["field"] == "version"
     both = await api.call(
         "POST", "/api/sessions", ana, json={"name": "s", "prompt_id": prompt_id, "content": "x"}
     )

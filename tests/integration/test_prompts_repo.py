@@ -309,6 +309,7 @@ async def test_export_import_export_round_trips(world: World) -> None:
         ({"prompt": {"name": " "}}, "prompt.name"),
         ({"versions": [{"version": 1, "content": "a"}, {"version": 1, "content": "b"}]}, "versions.1.version"),
         ({"versions": [{"version": 0, "content": "a"}]}, "versions.0.version"),
+        ({"versions": [{"version": 2**31, "content": "a"}]}, "versions.0.version"),
         ({"versions": [{"version": 1}]}, "versions.0.content"),
         ({"versions": [{"version": 1, "content": "a", "variables": [{"name": "9"}]}]}, "versions.0.variables.0.name"),
         ({"labels": {"staging": 5}}, "labels.staging"),
@@ -413,3 +414,19 @@ async def test_sessions_start_from_a_version_and_publish_back(world: World) -> N
         await db.commit()
         await db.refresh(stored)
         assert stored.prompt_id is None
+
+
+async def test_a_prompt_at_the_highest_version_number_refuses_saves(world: World) -> None:
+    document = {
+        "format": exchange.FORMAT,
+        "format_version": exchange.FORMAT_VERSION,
+        "prompt": {"name": "n"},
+        "versions": [{"version": 2**31 - 1, "content": "last"}],
+    }
+    async with world.sessions() as db:
+        prompt = await exchange.import_prompt(db, world.ana, document, LIMITS)
+        await db.commit()
+        with pytest.raises(PromptConflict):
+            await service.save_version(db, world.ana, prompt.id, VersionInput(content="x"), LIMITS)
+        with pytest.raises(PromptNotFound):
+            await service.get_version(db, world.ana, prompt.id, 2**40)

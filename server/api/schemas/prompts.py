@@ -12,7 +12,6 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 
 from server.api.types import (
     ApiModel,
-    DbInt,
     Description,
     LongText,
     Name,
@@ -25,8 +24,10 @@ from server.api.types import (
 VariableName = Annotated[Text, StringConstraints(max_length=200)]
 #: A label name (1-64 of a-z, 0-9, '.', '_', '-'; checked by the domain).
 LabelName = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+#: The highest version number (a 32-bit column on PostgreSQL).
+MAX_VERSION = 2**31 - 1
 #: A version number of a prompt.
-VersionNumber = DbInt
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION, strict=True)]
 #: At most this many variable values in one render request.
 MAX_RENDER_VALUES = 1_000
 
