@@ -237,7 +237,20 @@ async def load_document(
 
     None if the session does not exist. The current document is the snapshot with the updates
     applied in order.
+
+    The log is read before the snapshot: the two reads may see different commits (SQLite runs
+    each SELECT on its own; PostgreSQL's READ COMMITTED gives each statement a new snapshot),
+    and a fold committed in between then only moves rows already read into the snapshot read
+    after them (applying an update twice is harmless). Read the other way round, such a fold
+    would lose the rows it deleted.
     """
+    updates = list(
+        await db.scalars(
+            select(DocumentUpdate.data)
+            .where(DocumentUpdate.session_id == session_id)
+            .order_by(DocumentUpdate.id)
+        )
+    )
     row = (
         await db.execute(
             select(CollaborationSession.crdt_state, CollaborationSession.content).where(
@@ -247,9 +260,4 @@ async def load_document(
     ).first()
     if row is None:
         return None
-    updates = await db.scalars(
-        select(DocumentUpdate.data)
-        .where(DocumentUpdate.session_id == session_id)
-        .order_by(DocumentUpdate.id)
-    )
-    return row[0], list(updates), row[1] or ""
+    return row[0], updates, row[1] or ""
