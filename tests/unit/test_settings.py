@@ -27,6 +27,9 @@ def test_defaults_match_the_readme() -> None:
     assert settings.node_id is None
     assert settings.ws_compression is False
     assert settings.ws_transport == "direct"
+    assert settings.head_timeout_seconds == 10
+    assert settings.max_half_open_connections == 1000
+    assert settings.drop_grace_seconds == 5
 
 
 def test_blank_values_fall_back_to_defaults() -> None:
@@ -52,6 +55,9 @@ def test_every_variable_is_parsed() -> None:
             "PROMPT_STUDIO_NODE_ID": "node-a",
             "PROMPT_STUDIO_WS_COMPRESSION": "Yes",
             "PROMPT_STUDIO_WS_TRANSPORT": "ASGI",
+            "PROMPT_STUDIO_HEAD_TIMEOUT_SECONDS": "0.1",
+            "PROMPT_STUDIO_MAX_HALF_OPEN_CONNECTIONS": "1",
+            "PROMPT_STUDIO_DROP_GRACE_SECONDS": "2.5",
         }
     )
     assert settings.database_url == POSTGRES_URL and not settings.is_sqlite
@@ -68,6 +74,9 @@ def test_every_variable_is_parsed() -> None:
     assert settings.node_id == "node-a"
     assert settings.ws_compression is True
     assert settings.ws_transport == "asgi"
+    assert settings.head_timeout_seconds == 0.1  # the smallest accepted
+    assert settings.max_half_open_connections == 1  # likewise
+    assert settings.drop_grace_seconds == 2.5
 
 
 @pytest.mark.parametrize(
@@ -132,6 +141,13 @@ def test_log_levels_are_accepted_case_insensitively(level: str) -> None:
         ("PROMPT_STUDIO_SEND_QUEUE_LIMIT", "8", ">= 16"),
         ("PROMPT_STUDIO_WS_COMPRESSION", "maybe", "true or false"),
         ("PROMPT_STUDIO_WS_TRANSPORT", "fast", "direct, asgi"),
+        ("PROMPT_STUDIO_HEAD_TIMEOUT_SECONDS", "0.09", ">= 0.1"),
+        ("PROMPT_STUDIO_HEAD_TIMEOUT_SECONDS", "inf", "finite"),
+        ("PROMPT_STUDIO_HEAD_TIMEOUT_SECONDS", "soon", "number"),
+        ("PROMPT_STUDIO_MAX_HALF_OPEN_CONNECTIONS", "0", ">= 1"),
+        ("PROMPT_STUDIO_MAX_HALF_OPEN_CONNECTIONS", "1.5", "integer"),
+        ("PROMPT_STUDIO_DROP_GRACE_SECONDS", "0", ">= 0.1"),
+        ("PROMPT_STUDIO_DROP_GRACE_SECONDS", "nan", "finite"),
     ],
 )
 def test_bad_values_raise_naming_the_variable(name: str, value: str, hint: str) -> None:
