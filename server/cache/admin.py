@@ -32,7 +32,7 @@ async def update_config(
     await db.flush()
     await db.refresh(row)
     if "max_cache_size" in changes:
-        await service._evict(db, tenant_id, policy)
+        await service.evict(db, tenant_id, policy)
     return policy_of(row)
 
 

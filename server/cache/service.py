@@ -243,7 +243,7 @@ class SemanticCacheService:
         if vector is not None:
             scope_id: ScopeId = (scope.tenant_id, scope.key, self.embedder.name)
             self.changes.added(db, Added(scope_id, row.id, vector, epoch_seconds(expires_at)))
-        await self._evict(db, scope.tenant_id, policy)
+        await self.evict(db, scope.tenant_id, policy)
         return CacheEntry.of(row)
 
     def _fill(
@@ -277,11 +277,15 @@ class SemanticCacheService:
             logger.warning("semantic cache: embedding failed, entry serves exact matches: %s", exc)
             return None
 
-    async def _evict(self, db: AsyncSession, tenant_id: str, policy: CachePolicy) -> None:
+    async def evict(self, db: AsyncSession, tenant_id: str, policy: CachePolicy) -> int:
+        """Delete the tenant's least recently used entries past ``max_cache_size``; how many."""
         excess = await repo.count_entries(db, tenant_id) - policy.max_cache_size
-        if excess > 0:
-            victims = await repo.least_recently_used(db, tenant_id, excess)
-            self.changes.removed(db, await repo.delete_entries(db, tenant_id, victims))
+        if excess <= 0:
+            return 0
+        victims = await repo.least_recently_used(db, tenant_id, excess)
+        removed = await repo.delete_entries(db, tenant_id, victims)
+        self.changes.removed(db, removed)
+        return len(removed)
 
     async def _index(self, db: AsyncSession, scope: CacheScope, dimensions: int) -> VectorIndex:
         scope_id: ScopeId = (scope.tenant_id, scope.key, self.embedder.name)
