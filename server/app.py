@@ -20,8 +20,12 @@ from starlette.routing import Route, WebSocketRoute
 from crdt.merge import fold_updates, merge_updates
 from server.api import api_router
 from server.api.handlers import install_error_handlers
+from server.cache import create_cache_service
+from server.compose.setup import compose_runner
 from server.health import healthz, readyz
+from server.hub.awareness import AwarenessLimits
 from server.hub.broker import create_broker
+from server.hub.composer import ComposerPresence
 from server.hub.endpoint import collaboration_socket
 from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub
@@ -29,6 +33,7 @@ from server.hub.revocation import CredentialWatch
 from server.llm.secrets import SecretBox
 from server.llm.setup import llm_registry
 from server.login_purge import LoginPurger
+from server.runs.setup import run_service
 from server.services import Services
 from server.settings import Settings
 from server.version import __version__
@@ -84,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
                         presence,
                         broker,
                         unload_grace_seconds=settings.unload_grace_seconds,
+                        awareness_limits=AwarenessLimits.from_settings(settings),
                     )
                 )
                 admission = await stack.enter_async_context(
@@ -99,6 +105,16 @@ def create_app(settings: Settings) -> FastAPI:
                 )
                 llm = llm_registry(settings)
                 stack.push_async_callback(llm.aclose)
+                composer = await stack.enter_async_context(
+                    ComposerPresence(hub, linger_seconds=settings.compose_presence_linger_seconds)
+                )
+                compose = await stack.enter_async_context(
+                    compose_runner(settings, sessions, llm, node_id=node_id, observers=[composer])
+                )
+                cache = await stack.enter_async_context(
+                    create_cache_service(settings, sessions, broker)
+                )
+                cache.set_providers(lambda _tenant, model: llm.shared(model))
                 app.state.services = Services(
                     settings=settings,
                     engine=engine,
@@ -110,7 +126,11 @@ def create_app(settings: Settings) -> FastAPI:
                     llm=llm,
                     secrets=SecretBox.from_setting(settings.secret_key),
                     redis=redis,
+                    compose=compose,
+                    cache=cache,
                 )
+                # Refresh rules re-run cached requests through the run service.
+                cache.set_refresher(run_service(app.state.services).refresh)
                 logger.info(
                     "prompt-studio node %s ready (database: %s, fan-out: %s)",
                     node_id,

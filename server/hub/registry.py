@@ -20,6 +20,7 @@ from crdt import OpOrigin, PromptDocument
 from crdt.diff import diff_to_op
 from crdt.merge import document_from_log
 from server.hub.announcements import announce
+from server.hub.awareness import DEFAULT_LIMITS, AwarenessLimits
 from server.hub.broker import Broker, BrokerError
 from server.hub.closing import CloseCode
 from server.hub.cluster import CONTROL, RoomLink, encode_control, session_channel
@@ -50,8 +51,10 @@ class Hub:
         broker: Broker,
         *,
         unload_grace_seconds: float,
+        awareness_limits: AwarenessLimits = DEFAULT_LIMITS,
     ) -> None:
         self._sessions = sessions
+        self._awareness_limits = awareness_limits
         self.writer = writer
         self.presence = presence
         self.broker = broker
@@ -197,6 +200,7 @@ class Hub:
             writer=self.writer,
             node_id=self.broker.node_id,
             log_remote_updates=not self.broker.single_node,
+            awareness_limits=self._awareness_limits,
         )
         room.active = bool(row.is_active)
         return room
