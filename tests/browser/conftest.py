@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from migrations.runner import upgrade
 from tests.browser.pages import COLORS, set_colors
@@ -26,6 +26,10 @@ BROWSER_ENV = {
     "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS": "0.5",
     "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "0.2",
 }
+
+
+# Two cores shared by a whole test run: give every expectation the same generous deadline.
+expect.set_options(timeout=15_000)
 
 
 def chromium_path() -> str | None:
