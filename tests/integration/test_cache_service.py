@@ -56,13 +56,15 @@ class Env:
 
 
 @contextlib.asynccontextmanager
-async def cache_env(database_url: str) -> AsyncIterator[Env]:
-    """A started service (hashing embedder, no scheduled pass) and two tenants."""
+async def cache_env(database_url: str, maintenance_seconds: float = 0.0) -> AsyncIterator[Env]:
+    """A started service (hashing embedder, no scheduled pass by default) and two tenants."""
     (account,) = await create_accounts(database_url, ["Ada"])
     (other,) = await create_accounts(database_url, ["Bob"])
     engine = create_engine(database_url)
     sessions = create_session_factory(engine)
-    options = CacheOptions(maintenance_interval_seconds=0, max_entries_per_tenant=50)
+    options = CacheOptions(
+        maintenance_interval_seconds=maintenance_seconds, max_entries_per_tenant=50
+    )
     try:
         async with (
             MemoryBroker("node-a") as broker,
@@ -382,3 +384,23 @@ async def test_one_node_at_a_time_runs_the_scheduled_pass(postgres_url: str) -> 
         assert not (await env.service.run_maintenance()).ran
         await holder.rollback()
         assert (await env.service.run_maintenance()).ran
+
+
+async def test_the_scheduled_pass_purges_expired_entries_by_itself(
+    migrated_database_url: str,
+) -> None:
+    async with cache_env(migrated_database_url, maintenance_seconds=0.05) as env:
+        entry_id = await store(env, "night trains from vienna")
+        async with env.sessions() as db:
+            await db.execute(
+                update(SemanticCache)
+                .where(SemanticCache.id == entry_id)
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+            await db.commit()
+
+        async def purged() -> bool:
+            async with env.sessions() as db:
+                return await repo.get_entry(db, env.tenant, entry_id) is None
+
+        await eventually(purged)
