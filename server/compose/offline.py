@@ -200,6 +200,26 @@ def _set_role(draft: dict[str, str]) -> None:
     draft["system"] = f"{role} {draft['system']}".strip()
 
 
+def _be_specific(draft: dict[str, str]) -> None:
+    whole = "\n".join(draft.values()).lower()
+    lines = ["Be specific: say exactly what a good answer contains; avoid vague praise."]
+    if "goal:" not in whole:
+        lines.append("Goal: {{goal}}")
+    if "audience" not in whole:
+        lines.append("Audience: {{audience}}")
+    _append("developer", "\n".join(lines))(draft)
+
+
+def _vague_words(sections: PromptSections) -> str:
+    found = dict.fromkeys(
+        m.group(0).lower() for m in _VAGUE.finditer(sections.user + " " + sections.developer)
+    )
+    if not found:
+        return "a task of only a few words"
+    quoted = ", ".join(f"'{word}'" for word in list(found)[:4])
+    return f"words such as {quoted}"
+
+
 _RULES: tuple[_Rule, ...] = (
     _Rule(
         ROLE_TECHNIQUE,
@@ -221,11 +241,10 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         SPECIFIC_TECHNIQUE,
-        "Vague instructions: words such as 'something', 'good' or 'improve' leave the model to "
-        "guess the goal and the audience.",
-        "Named the goal and the audience explicitly (as variables to fill in).",
+        "Vague instructions: {vague} leave the model to guess what a good answer is.",
+        "Made the instructions specific: what a good answer contains, for whom and why.",
         lambda s, i: bool(_VAGUE.search(s.user + " " + s.developer)) or len(s.user.split()) < 5,
-        _append("developer", "Goal: {{goal}}\nAudience: {{audience}}"),
+        _be_specific,
     ),
     _Rule(
         EXAMPLES_TECHNIQUE,
@@ -274,7 +293,8 @@ def critique(
     fixes: list[str] = []
     for rule in _RULES:
         if rule.applies(sections, request):
-            criticisms.append(rule.problem + _citation(rule.technique, by_title))
+            problem = rule.problem.format(vague=_vague_words(sections))
+            criticisms.append(problem + _citation(rule.technique, by_title))
             fixes.append(rule.fix)
             rule.apply(draft)
     return CriticOutput(

@@ -169,6 +169,7 @@ class ComposeRunner:
                 self._clock(),
                 lease_seconds=self.limits.lease_seconds,
                 max_attempts=self.limits.max_attempts,
+                exclude=list(self._jobs),
             )
 
     # -- one job -------------------------------------------------------------------------------

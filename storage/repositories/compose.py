@@ -12,6 +12,7 @@ Timestamps are naive UTC passed in by the caller (so tests control the clock).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -173,15 +174,25 @@ def _claimable(now: datetime, max_attempts: int) -> ColumnElement[bool]:
 
 
 async def claim_next(
-    db: AsyncSession, owner: str, now: datetime, *, lease_seconds: float, max_attempts: int
+    db: AsyncSession,
+    owner: str,
+    now: datetime,
+    *,
+    lease_seconds: float,
+    max_attempts: int,
+    exclude: Sequence[int] = (),
 ) -> Claim | None:
     """Take the oldest pending job, or a running one whose lease expired; None if there is none.
 
-    Commits: the claim must be visible to other nodes before any work starts.
+    ``exclude``: jobs the caller is running itself (a late renewal must not make it take its
+    own job over). Commits: the claim must be visible to other nodes before any work starts.
     """
+    conditions = [_claimable(now, max_attempts)]
+    if exclude:
+        conditions.append(AgentComposeRun.id.not_in(list(exclude)))
     candidate = (
         select(AgentComposeRun.id)
-        .where(_claimable(now, max_attempts))
+        .where(*conditions)
         .order_by(AgentComposeRun.id)
         .limit(1)
         .with_for_update(skip_locked=True)

@@ -23,7 +23,8 @@ from tests.support.compose import GOOD, AgentScript, fake_agents, idea_of
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.waiting import eventually
 
-FAST = RunnerLimits(concurrency=2, lease_seconds=1.0, poll_seconds=0.05, max_attempts=3)
+# Short enough that renewals matter within a test, long enough for a loaded machine's jitter.
+FAST = RunnerLimits(concurrency=2, lease_seconds=3.0, poll_seconds=0.05, max_attempts=3)
 
 
 @pytest.fixture
@@ -226,12 +227,17 @@ async def test_a_slow_stage_keeps_its_lease_and_completes(
     sessions: async_sessionmaker[AsyncSession], scope: jobs.Scope, fake: FakeOpenAI
 ) -> None:
     script = AgentScript(fake)
-    # Three lease lengths inside one stage: only renewals keep the job from being taken over.
+    # Two and a half lease lengths inside one stage: only renewals keep the job from being
+    # taken over by the other runner.
     script.before = lambda stage: (
-        fake.fail_next("slow_first_token", delay=3.0) if stage == "agent1" else None
+        fake.fail_next("slow_first_token", delay=5.0) if stage == "agent1" else None
     )
     run_id = await submit(sessions, scope, "Test things")
-    async with runner(sessions, fake), runner(sessions, fake, node="node-b"):
+    limits = RunnerLimits(concurrency=2, lease_seconds=2.0, poll_seconds=0.05)
+    async with (
+        runner(sessions, fake, limits=limits),
+        runner(sessions, fake, node="node-b", limits=limits),
+    ):
         run = await finished(sessions, run_id)
     assert run.status == "completed", run.error
     assert run.attempts == 1
@@ -451,3 +457,22 @@ async def test_listing_is_scoped_and_paged(
         assert await jobs.get_run(db, scope, theirs) is None
         assert await jobs.get_run(db, other_scope, theirs) is not None
         assert await jobs.count_active(db, scope) == 3
+
+
+async def test_a_runner_never_takes_over_a_job_it_runs_itself(
+    sessions: async_sessionmaker[AsyncSession], scope: jobs.Scope
+) -> None:
+    run_id = await submit(sessions, scope, "Test things")
+    later = utcnow() + timedelta(seconds=5)
+    async with sessions() as db:
+        first = await jobs.claim_next(db, "a", utcnow(), lease_seconds=1, max_attempts=3)
+        assert first is not None
+        # Its lease ran out (say the event loop stalled) but it still runs the job.
+        assert (
+            await jobs.claim_next(db, "a", later, lease_seconds=1, max_attempts=3, exclude=[run_id])
+            is None
+        )
+        other = await jobs.claim_next(db, "b", later, lease_seconds=1, max_attempts=3)
+        assert other is not None and (other.run_id, other.attempt) == (run_id, 2)
+        assert await jobs.renew(db, first, later, lease_seconds=1) == (False, False)
+        assert await jobs.renew(db, other, later, lease_seconds=1) == (True, False)

@@ -172,3 +172,19 @@ def test_the_engine_is_deterministic_and_its_json_matches_the_schema_models() ->
     assert JudgeOutput.model_validate(to_json(final)) == final
     assert set(to_json(final)) == {"finalPrompt", "finalVariables", "decisionNotes"}
     assert set(to_json(critic)) == {"criticisms", "alternativePrompt", "fixes"}
+
+
+def test_the_vague_rule_names_the_words_and_adds_only_what_is_missing() -> None:
+    request = ComposeInput(raw="Make it sound good for [AUDIENCE].", goal="Get sign-ups")
+    converted = offline.convert(request)
+    critic = offline.critique(request, converted, [])
+    vague = next(c for c in critic.criticisms if c.startswith("Vague instructions"))
+    assert "'make it', 'good'" in vague
+    developer = critic.alternative_prompt.developer
+    assert developer.count("Goal:") == 1 and "{{goal}}" not in developer
+    assert "Audience: {{audience}}" not in developer
+    short = offline.critique(
+        ComposeInput(raw="Summarise it."), offline.convert(ComposeInput(raw="Summarise it.")), []
+    )
+    assert any("a task of only a few words" in c for c in short.criticisms)
+    assert "Goal: {{goal}}" in short.alternative_prompt.developer
