@@ -36,6 +36,7 @@ from server.api.schemas.runs import (
     RunList,
     RunOut,
     VersionMetricsOut,
+    error_responses,
 )
 from server.api.types import IntId, PageParams, ResourceId
 from server.auth import Principal
@@ -55,7 +56,8 @@ router = APIRouter(route_class=StudioRoute, tags=["runs"])
 
 _STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"description": "with stream: server-sent events", "content": {"text/event-stream": {}}}
+    200: {"description": "with stream: server-sent events", "content": {"text/event-stream": {}}},
+    **error_responses(400, 401, 403, 404, 413, 422, 429, 502, 503, 504),
 }
 
 
@@ -194,7 +196,13 @@ async def compare_runs(
     return CompareResult(items=items)
 
 
-@router.get("/runs", status_code=200, response_model=RunList, summary="List runs")
+@router.get(
+    "/runs",
+    status_code=200,
+    response_model=RunList,
+    summary="List runs",
+    responses=error_responses(401, 422),
+)
 async def list_runs(
     user: CurrentUser,
     db: UserDb,
@@ -215,7 +223,13 @@ async def list_runs(
     )
 
 
-@router.get("/runs/{run_id}", status_code=200, response_model=RunOut, summary="A run")
+@router.get(
+    "/runs/{run_id}",
+    status_code=200,
+    response_model=RunOut,
+    summary="A run",
+    responses=error_responses(401, 404, 422),
+)
 async def get_run(run_id: IntId, user: CurrentUser, db: UserDb) -> RunOut:
     """A run with its ratings."""
     with run_errors():
@@ -223,7 +237,11 @@ async def get_run(run_id: IntId, user: CurrentUser, db: UserDb) -> RunOut:
 
 
 @router.post(
-    "/runs/{run_id}/ratings", status_code=201, response_model=RatingOut, summary="Rate a run"
+    "/runs/{run_id}/ratings",
+    status_code=201,
+    response_model=RatingOut,
+    summary="Rate a run",
+    responses=error_responses(400, 401, 404, 413, 422),
 )
 async def rate_run(run_id: IntId, body: RatingCreate, user: CurrentUser, db: UserDb) -> RatingOut:
     """A 1-5 rating with notes and tags; the run's version metrics follow."""
@@ -240,6 +258,7 @@ async def rate_run(run_id: IntId, body: RatingCreate, user: CurrentUser, db: Use
     status_code=200,
     response_model=ModelStatsList,
     summary="Per-model statistics of the tenant's runs",
+    responses=error_responses(401, 422),
 )
 async def model_stats(
     user: CurrentUser, db: UserDb, days: Annotated[int, Query(ge=1, le=3650)] = 30
@@ -256,6 +275,7 @@ async def model_stats(
     status_code=200,
     response_model=VersionMetricsOut,
     summary="A version's performance metrics",
+    responses=error_responses(401, 404, 422),
 )
 async def version_metrics(
     prompt_id: ResourceId, number: IntId, user: CurrentUser, db: UserDb
@@ -271,7 +291,13 @@ async def version_metrics(
     )
 
 
-@router.get("/models", status_code=200, response_model=ModelList, summary="Models you can run")
+@router.get(
+    "/models",
+    status_code=200,
+    response_model=ModelList,
+    summary="Models you can run",
+    responses=error_responses(401, 502, 503, 504),
+)
 async def list_models(user: CurrentUser, db: UserDb, services: ServicesDep) -> ModelList:
     """``offline``, then the tenant's own endpoint's models or the server's."""
     config = await runs_repo.tenant_config(db, user.tenant_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from server.api.schemas.prompts import (
     MAX_RENDER_VALUES,
@@ -196,6 +196,45 @@ class ErrorOut(ApiModel):
     code: str
     message: str
     field: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    """The error object of an error answer (more keys may follow, e.g. ``errors``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    field: str | None = None
+    run_id: int | None = Field(default=None, description="the run the failure was recorded on")
+
+
+class ErrorEnvelope(BaseModel):
+    """``{"error": {...}}``: every error answer."""
+
+    error: ErrorDetail
+
+
+_ERROR_MEANINGS = {
+    400: "malformed body",
+    401: "no or unknown login token",
+    403: "not a member of the session",
+    404: "unknown id (or another tenant's)",
+    413: "body too large",
+    422: "invalid field, missing variables, unknown model, context too long",
+    429: "provider rate limit or the tenant's daily quota (with Retry-After)",
+    502: "the provider refused the credentials, failed, or answered nonsense",
+    503: "the tenant's provider key cannot be opened",
+    504: "the provider did not answer in time",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, in the one error shape."""
+    return {
+        status: {"model": ErrorEnvelope, "description": _ERROR_MEANINGS[status]}
+        for status in statuses
+    }
 
 
 class CompareItem(ApiModel):
