@@ -63,7 +63,11 @@ async def list_prompts(
     user: CurrentUser,
     db: UserDb,
     page: Page,
-    q: Annotated[str | None, Query(max_length=200, description="name/description contains")] = None,
+    q: Annotated[
+        str | None,
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
+        Query(max_length=200, pattern=r"^[^\x00]*$", description="name/description contains"),
+    ] = None,
 ) -> schemas.PromptList:
     """The tenant's prompts, most recently updated first; ``q`` searches name and description."""
     items, total = await service.list_prompts(

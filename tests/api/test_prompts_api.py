@@ -232,6 +232,7 @@ async def test_bad_paths_queries_and_bodies(api: StudioApi) -> None:
         ("POST", f"{base}/render", {"variables": {"q": 5}}, 422, "variables.q"),
         ("POST", f"{base}/render", {"variables": []}, 422, "variables"),
         ("GET", f"/api/prompts?q={'x' * 201}", None, 422, "q"),
+        ("GET", "/api/prompts?q=a%00b", None, 422, "q"),
         ("POST", f"{base}/versions", {"content": "x" * 1_000_001}, 422, "content"),
     ]
     for method, path, body, status, field in cases:
