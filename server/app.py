@@ -41,6 +41,7 @@ from server.web import web_routes
 from storage.engine import create_engine, create_session_factory
 from storage.history_writer import HistoryWriter
 from storage.repositories.admission import admission_reader
+from storage.rls import rls_session_factory
 from storage.sqlite_thread import sqlite_file_of
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
-        sessions = create_session_factory(engine)
+        sessions = (
+            rls_session_factory(engine) if settings.postgres_rls else create_session_factory(engine)
+        )
         redis = (
             Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
             if settings.redis_url

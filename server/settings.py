@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -115,6 +116,9 @@ class Settings:
     operator_key: str | None = None
     # How often expired login sessions are deleted.
     login_purge_interval_seconds: float = 3600.0
+    # PostgreSQL row-level security: every request's transactions set app.tenant_id, and the
+    # tenant_isolation policies (0016) bind the (non-owner) role the server connects as.
+    postgres_rls: bool = False
     # The server's OpenAI-compatible endpoint (LLM_BASE_URL; unset with LLM_API_KEY set = OpenAI).
     llm_base_url: str | None = None
     llm_api_key: str | None = None
@@ -129,6 +133,34 @@ class Settings:
     # Encrypts tenants' provider keys (Fernet key or a passphrase of 32+ characters; comma list
     # to rotate). Unset: tenants cannot store provider keys.
     secret_key: str | None = None
+    # Runs (server.runs): targets one compare request may run at once, and the events a merged
+    # compare stream buffers before its targets wait for the client to read.
+    run_compare_max_targets: int = 8
+    run_stream_queue_size: int = 256
+    # Semantic cache (server.cache). The embedder: "wordllama" (offline, weights in its wheel),
+    # "openai" (an OpenAI-compatible /embeddings endpoint) or "hashing" (no model; tests).
+    cache_embedder: str = "wordllama"
+    # The /embeddings model, endpoint and key (endpoint and key default to LLM_BASE_URL/_API_KEY).
+    cache_embedding_model: str = "text-embedding-3-small"
+    cache_embedding_base_url: str | None = None
+    cache_embedding_api_key: str | None = None
+    cache_embedding_timeout_seconds: float = 10.0
+    # User texts longer than this (characters) bypass the cache.
+    cache_max_prompt_chars: int = 32_000
+    # Upper bound of a tenant's max_cache_size.
+    cache_max_entries_per_tenant: int = 100_000
+    # Scope indexes one node keeps in memory (least recently used dropped; they reload).
+    cache_index_max_scopes: int = 1024
+    # Index changes waiting to be published to other nodes; past it peers reload from the table.
+    cache_sync_queue_limit: int = 1024
+    # Hits waiting for the precision judge; past it samples are dropped.
+    cache_judge_queue_limit: int = 64
+    # Interval of the scheduled pass (rules, purge of expired entries); 0 = never on this node.
+    cache_maintenance_seconds: float = 60.0
+    # Entries one refresh rule re-runs per pass.
+    cache_refresh_batch: int = 50
+    # Extra per-model prices, dollars per million tokens: ((model, input, output), ...).
+    cache_model_prices: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -335,6 +367,9 @@ class Settings:
                 "PROMPT_STUDIO_PROMPT_SAVE_ATTEMPTS", defaults.prompt_save_attempts, 1, 100
             ),
             operator_key=_operator_key(env.get("PROMPT_STUDIO_OPERATOR_KEY", "")),
+            postgres_rls=_postgres_rls(
+                boolean("PROMPT_STUDIO_POSTGRES_RLS", defaults.postgres_rls), database_url
+            ),
             login_purge_interval_seconds=number(
                 "PROMPT_STUDIO_LOGIN_PURGE_INTERVAL_SECONDS",
                 defaults.login_purge_interval_seconds,
@@ -356,13 +391,87 @@ class Settings:
                 "PROMPT_STUDIO_LLM_MODELS_CACHE_SIZE", defaults.llm_models_cache_size, 1
             ),
             secret_key=_secret_key(env.get("PROMPT_STUDIO_SECRET_KEY", "")),
+            run_compare_max_targets=integer(
+                "PROMPT_STUDIO_RUN_COMPARE_MAX_TARGETS", defaults.run_compare_max_targets, 1, 32
+            ),
+            run_stream_queue_size=integer(
+                "PROMPT_STUDIO_RUN_STREAM_QUEUE_SIZE", defaults.run_stream_queue_size, 1
+            ),
+            **_cache_settings(env, defaults, text, integer, number),
         )
 
 
 WS_TRANSPORTS = ("direct", "asgi")
 
+
+def _cache_settings(
+    env: Mapping[str, str],
+    defaults: Settings,
+    text: Callable[[str, str], str],
+    integer: Callable[..., int],
+    number: Callable[..., float],
+) -> dict[str, Any]:
+    """The ``PROMPT_STUDIO_CACHE_*`` settings (see :class:`Settings` for each)."""
+    # Imported here: server.cache imports the hub, whose modules import this one.
+    from server.cache.factory import EMBEDDERS
+    from server.cache.pricing import PriceTableError, parse_prices
+
+    embedder = text("PROMPT_STUDIO_CACHE_EMBEDDER", defaults.cache_embedder).lower()
+    if embedder not in EMBEDDERS:
+        raise SettingsError(
+            f"PROMPT_STUDIO_CACHE_EMBEDDER must be one of {', '.join(EMBEDDERS)}, got {embedder!r}"
+        )
+    try:
+        prices = parse_prices(env.get("PROMPT_STUDIO_CACHE_MODEL_PRICES", ""))
+    except PriceTableError as exc:
+        raise SettingsError(f"PROMPT_STUDIO_CACHE_MODEL_PRICES: {exc}") from None
+    return {
+        "cache_embedder": embedder,
+        "cache_embedding_model": text(
+            "PROMPT_STUDIO_CACHE_EMBEDDING_MODEL", defaults.cache_embedding_model
+        ),
+        "cache_embedding_base_url": env.get("PROMPT_STUDIO_CACHE_EMBEDDING_BASE_URL", "").strip()
+        or None,
+        "cache_embedding_api_key": env.get("PROMPT_STUDIO_CACHE_EMBEDDING_API_KEY", "").strip()
+        or None,
+        "cache_embedding_timeout_seconds": number(
+            "PROMPT_STUDIO_CACHE_EMBEDDING_TIMEOUT_SECONDS",
+            defaults.cache_embedding_timeout_seconds,
+            0.1,
+        ),
+        "cache_max_prompt_chars": integer(
+            "PROMPT_STUDIO_CACHE_MAX_PROMPT_CHARS", defaults.cache_max_prompt_chars, 1
+        ),
+        "cache_max_entries_per_tenant": integer(
+            "PROMPT_STUDIO_CACHE_MAX_ENTRIES_PER_TENANT", defaults.cache_max_entries_per_tenant, 1
+        ),
+        "cache_index_max_scopes": integer(
+            "PROMPT_STUDIO_CACHE_INDEX_MAX_SCOPES", defaults.cache_index_max_scopes, 1
+        ),
+        "cache_sync_queue_limit": integer(
+            "PROMPT_STUDIO_CACHE_SYNC_QUEUE_LIMIT", defaults.cache_sync_queue_limit, 1
+        ),
+        "cache_judge_queue_limit": integer(
+            "PROMPT_STUDIO_CACHE_JUDGE_QUEUE_LIMIT", defaults.cache_judge_queue_limit, 1
+        ),
+        "cache_maintenance_seconds": number(
+            "PROMPT_STUDIO_CACHE_MAINTENANCE_SECONDS", defaults.cache_maintenance_seconds
+        ),
+        "cache_refresh_batch": integer(
+            "PROMPT_STUDIO_CACHE_REFRESH_BATCH", defaults.cache_refresh_batch, 1
+        ),
+        "cache_model_prices": prices,
+    }
+
+
 #: An operator key shorter than this is refused: it guards every tenant.
 MIN_OPERATOR_KEY_LENGTH = 24
+
+
+def _postgres_rls(enabled: bool, database_url: str) -> bool:
+    if enabled and not database_url.startswith("postgresql"):
+        raise SettingsError("PROMPT_STUDIO_POSTGRES_RLS=on needs a PostgreSQL DATABASE_URL")
+    return enabled
 
 
 def _operator_key(raw: str) -> str | None:

@@ -28,6 +28,7 @@ from server.errors import NotFound, Unauthenticated
 from server.security import hash_secret
 from server.services import Services
 from storage.models import Tenant
+from storage.rls import is_tenant_scoped, scope_to_tenant
 
 _login_bearer = HTTPBearer(
     scheme_name="LoginToken",
@@ -85,7 +86,10 @@ CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
 async def user_db(user: CurrentUser, db: Db) -> AsyncSession:
-    """The request's database session, for queries scoped to ``user``'s tenant."""
+    """The request's database session, for queries scoped to ``user``'s tenant (and, with
+    PostgreSQL row-level security on, limited to that tenant's rows by the database too)."""
+    if is_tenant_scoped(db):
+        await scope_to_tenant(db, user.tenant_id)
     return db
 
 
@@ -125,7 +129,10 @@ TenantAdmin = Annotated[TenantPrincipal, Depends(tenant_admin)]
 
 
 async def admin_db(admin: TenantAdmin, db: Db) -> AsyncSession:
-    """The request's database session, for queries scoped to the API key's tenant."""
+    """The request's database session, for queries scoped to the API key's tenant (limited to
+    its rows by the database too when row-level security is on)."""
+    if is_tenant_scoped(db):
+        await scope_to_tenant(db, admin.tenant_id)
     return db
 
 

@@ -46,6 +46,7 @@ EXPECTED_REVISIONS = [
     "0013_runs",
     "0014_semantic_cache_scope",
     "0015_compose_jobs",
+    "0016_row_level_security",
 ]
 
 SCHEMA_DOC_TABLES = {
