@@ -152,7 +152,7 @@ async def test_a_tenant_cannot_write_into_another_tenants_rows(
 
 
 async def test_the_studio_works_under_row_level_security(rls_database: tuple[str, str]) -> None:
-    owner_url, app_url = rls_database
+    _, app_url = rls_database
     async with running_api(app_url, postgres_rls=True) as api:
         async with api.services.sessions() as db, db.begin():
             await seed(db)
