@@ -97,8 +97,7 @@ def upgrade() -> None:
         f"USING ({BYPASS} OR {OWN}) WITH CHECK ({BYPASS} OR {OWN})"
     )
     op.execute(
-        "CREATE POLICY global_templates_readable ON templates FOR SELECT "
-        "USING (tenant_id IS NULL)"
+        "CREATE POLICY global_templates_readable ON templates FOR SELECT USING (tenant_id IS NULL)"
     )
     _enable("marketplace_prompts")
     op.execute(
