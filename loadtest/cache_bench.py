@@ -73,6 +73,12 @@ class Quality:
         return self.correct / hits if hits else 1.0
 
     @property
+    def mixed_precision(self) -> float:
+        """Correct hits per hit over duplicates and non-duplicates together (a 50/50 mix)."""
+        hits = self.correct + self.wrong + self.false_hits
+        return self.correct / hits if hits else 1.0
+
+    @property
     def hit_rate(self) -> float:
         return (self.correct + self.wrong) / self.queries
 
@@ -148,21 +154,21 @@ def quality_tables(all_results: dict[str, list[Quality]]) -> str:
     """The quality results as markdown."""
     lines = [
         "| embedder | threshold | correct | wrong | misses | precision | hit rate "
-        "| non-dup false hits |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| non-dup false hits | precision, dup + non-dup |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for threshold, (correct, wrong, misses) in sorted(GPTCACHE.items()):
         hits = correct + wrong
         lines.append(
             f"| GPTCache (published) | {threshold:.2f} | {correct} | {wrong} | {misses} "
-            f"| {correct / hits:.3f} | {hits / (hits + misses):.3f} | not reported |"
+            f"| {correct / hits:.3f} | {hits / (hits + misses):.3f} | not reported | - |"
         )
     for results in all_results.values():
         for q in results:
             lines.append(
                 f"| {q.embedder} | {q.threshold:.2f} | {q.correct} | {q.wrong} | {q.misses} "
                 f"| {q.precision:.3f} | {q.hit_rate:.3f} | {q.false_hits} "
-                f"({q.false_hits / q.queries:.1%}) |"
+                f"({q.false_hits / q.queries:.1%}) | {q.mixed_precision:.3f} |"
             )
     lines += [
         "",
