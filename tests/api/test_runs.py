@@ -371,6 +371,10 @@ async def test_compare_runs_targets_side_by_side(api: StudioApi) -> None:
         text = "".join(d["text"] for n, d in events if n == "delta" and d["target"] == target)
         assert data["run"]["output"] == text
 
+    eight = await api.call(
+        "POST", "/api/runs/compare", ana, json={**body, "targets": [{"model": "offline"}] * 8}
+    )
+    assert eight.status_code == 200 and len(eight.json()["items"]) == 8  # the default limit
     for bad in (
         {**body, "targets": []},
         {**body, "targets": [{"model": "offline"}] * 9},
