@@ -38,7 +38,11 @@ from server.services import Services
 from server.settings import Settings
 from server.version import __version__
 from server.web import web_routes
-from storage.engine import create_engine, create_session_factory
+from storage.engine import (
+    create_autocommit_session_factory,
+    create_engine,
+    create_session_factory,
+)
 from storage.history_writer import HistoryWriter
 from storage.repositories.admission import admission_reader
 from storage.rls import rls_session_factory
@@ -83,7 +87,14 @@ def create_app(settings: Settings) -> FastAPI:
                     )
                 )
                 presence = await stack.enter_async_context(
-                    PresenceTracker(sessions, interval=settings.presence_debounce_seconds)
+                    PresenceTracker(
+                        # SQLite: each mark commits alone, holding no write lock across turns
+                        # of the event loop (PostgreSQL locks only the rows, and needs RLS).
+                        create_autocommit_session_factory(engine)
+                        if settings.is_sqlite
+                        else sessions,
+                        interval=settings.presence_debounce_seconds,
+                    )
                 )
                 hub = await stack.enter_async_context(
                     Hub(

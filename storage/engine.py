@@ -88,3 +88,18 @@ def create_engine(
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """A session factory bound to ``engine``; objects stay usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_autocommit_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``'s pool in which every statement commits on its own.
+
+    For independent, idempotent writes (presence marks) done a few statements at a time: on
+    SQLite a transaction holds the database's only write lock from its first write to its
+    commit, and through aiosqlite every statement in between waits for an event-loop turn, so a
+    busy loop made one presence flush (an UPDATE per session) hold it for seconds while the
+    history writer waited. Statement by statement, the lock is held only while one executes.
+    (On PostgreSQL a transaction locks only the rows it writes; use the ordinary factory there.)
+    """
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )

@@ -12,16 +12,21 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crdt import EditOp, PromptDocument
 from crdt.merge import fold_updates, merge_updates
+from migrations.runner import upgrade
 from storage.base import utcnow
-from storage.engine import create_engine, create_session_factory
+from storage.engine import (
+    create_autocommit_session_factory,
+    create_engine,
+    create_session_factory,
+)
 from storage.history_backlog import Backlog
 from storage.history_writer import HistoryEntry, HistoryWriter, SessionGoneError
-from storage.models import CollaborationSession, DocumentUpdate, EditHistory
+from storage.models import CollaborationSession, DocumentUpdate, EditHistory, SessionMember
 from storage.repositories.collaboration import create_session, load_document
 from storage.sqlite_thread import sqlite_file_of
 from tests.support.accounts import create_accounts
@@ -381,3 +386,29 @@ async def test_a_log_as_large_as_its_snapshot_is_folded_and_a_failed_fold_blocks
         assert fold_updates(state, updates)[1] == doc.text
         # Folded by size, not by row count: far fewer rows remain than were written.
         assert len(updates) < 60
+
+
+async def test_presence_style_writes_hold_no_sqlite_write_lock_between_statements(
+    tmp_path: Path,
+) -> None:
+    """Marks written through an autocommit session leave the write lock free between their
+    statements (the writer may commit in between); an ordinary transaction keeps it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lock.db'}"
+    upgrade(url, "head")
+    (owner,) = await create_accounts(url, ["Owner"])
+    engine = create_engine(url)
+    other = sqlite3.connect(tmp_path / "lock.db", isolation_level=None, timeout=0)
+    try:
+        touch = update(SessionMember).values(last_seen_at=utcnow())
+        async with create_autocommit_session_factory(engine)() as db, db.begin():
+            await db.execute(touch.where(SessionMember.user_id == owner.user_id))
+            other.execute("BEGIN IMMEDIATE")  # free: the UPDATE committed on its own
+            other.execute("COMMIT")
+            await db.execute(touch.where(SessionMember.user_id == owner.user_id))
+        async with create_session_factory(engine)() as db, db.begin():
+            await db.execute(touch.where(SessionMember.user_id == owner.user_id))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
+        await engine.dispose()
