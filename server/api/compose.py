@@ -30,11 +30,13 @@ from server.api.schemas.compose import (
 from server.api.types import IntId, PageParams
 from server.auth import Principal
 from server.compose import service
+from server.compose.agents import model_problem
 from server.compose.events import ComposeEvent
 from server.errors import ApiError, Conflict, NotFound, ValidationFailed
 from storage.base import utcnow
 from storage.models import AgentComposeRun
 from storage.repositories.compose import Scope
+from storage.repositories.runs import tenant_config
 
 router = APIRouter(route_class=StudioRoute, tags=["compose"])
 
@@ -129,6 +131,11 @@ async def create(
         value = getattr(body, field)
         if value is not None and len(value) > limit:
             raise ValidationFailed(f"{field} may hold at most {limit} characters", field=field)
+    model = body.llm_config.model
+    config = await tenant_config(db, user.tenant_id)
+    problem = await model_problem(services.llm, services.secrets, config, model)
+    if problem is not None:
+        raise ValidationFailed(problem, field="model_config.model", code="unknown_model")
     submission = service.Submission(
         raw=body.raw,
         goal=body.goal,

@@ -23,7 +23,7 @@ from server.compose.pipeline import (
     LlmAgents,
     OfflineAgents,
 )
-from server.llm.base import ProviderError
+from server.llm.base import ProviderError, UnknownModel
 from server.llm.endpoints import Endpoint, tenant_endpoint
 from server.llm.registry import ProviderRegistry
 from server.llm.secrets import SecretBox, SecretsError
@@ -104,3 +104,27 @@ class RegistryAgents:
                 techniques=spec.techniques,
                 retries=self._retries,
             )
+
+
+async def model_problem(
+    registry: ProviderRegistry, box: SecretBox, tenant_config: dict[str, Any] | None, model: str
+) -> str | None:
+    """Why ``model`` cannot play the agents for this tenant, or None when it can.
+
+    Checked when a job is submitted, so an unknown model is refused at once instead of failing
+    the job later. An endpoint that cannot be reached right now is not a reason: the job may
+    still run (and fails with the provider's error if it cannot).
+    """
+    if model == OFFLINE_MODEL:
+        return None
+    try:
+        endpoint = tenant_endpoint(tenant_config, box)
+    except SecretsError as exc:
+        return str(exc)
+    try:
+        async with registry.provider_for(model, endpoint):
+            return None
+    except UnknownModel as exc:
+        return exc.message
+    except ProviderError:
+        return None

@@ -12,6 +12,8 @@ from sqlalchemy import update
 
 from storage.models import Tenant
 from tests.support.accounts import Account
+from tests.support.compose import AgentScript
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.inprocess import StudioApi
 from tests.support.waiting import eventually
 
@@ -323,3 +325,58 @@ async def test_the_daily_run_quota_counts_compose_jobs_and_says_when_to_retry(
             json={"raw": "x", "model_config": OFFLINE},
         )
     ).status_code == 202
+
+
+async def test_a_model_nobody_serves_is_refused_at_submit(api: StudioApi) -> None:
+    ana = await api.account()
+    body = {"raw": "x", "model_config": {"model": "gpt-nothing", "temperature": 0}}
+    response = await api.call("POST", "/api/compose", ana, json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("unknown_model", "model_config.model")
+
+
+async def test_with_a_model_cancel_on_the_running_node_stops_the_job_at_once(
+    make_api: MakeApi,
+) -> None:
+    with FakeOpenAI() as fake:
+        script = AgentScript(fake)
+        script.before = lambda stage: (
+            fake.fail_next("slow_first_token", delay=30.0) if stage == "agent1" else None
+        )
+        settings = {
+            "llm_base_url": fake.base_url,
+            "llm_models": ("fake-small",),
+            "llm_max_retries": 0,
+        }
+        # A lease renewal comes only every 20 s: stopping sooner shows the local path.
+        async with make_api(**settings, compose_lease_seconds=60.0) as api:
+            ana = await api.account()
+            unserved = {"raw": "x", "model_config": {"model": "fake-large", "temperature": 0}}
+            assert (await api.call("POST", "/api/compose", ana, json=unserved)).status_code == 422
+            model = {"model": "fake-small", "temperature": 0.3, "maxTokens": 800}
+            run_id = await _submit(api, ana, model_config=model)
+
+            async def in_critic() -> bool:
+                return len(script.requests_of("agent2")) == 1
+
+            await eventually(in_critic, timeout=20.0)
+            running = await api.call("GET", f"/api/compose/{run_id}", ana)
+            assert running.json()["outputs"]["agent1"] is not None
+            assert (running.json()["status"], running.json()["stage"]) == ("running", "agent2")
+            cancelled = await api.call("POST", f"/api/compose/{run_id}/cancel", ana)
+            assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"] is True
+
+            async def stopped() -> bool:
+                job = (await api.call("GET", f"/api/compose/{run_id}", ana)).json()
+                return bool(job["status"] == "failed")
+
+            await eventually(stopped, timeout=5.0)
+            job = (await api.call("GET", f"/api/compose/{run_id}", ana)).json()
+            assert (job["stage"], job["cancelled"], job["error"]) == (
+                "agent2",
+                True,
+                "cancelled by the user",
+            )
+            assert script.requests_of("agent3") == []
+            assert fake.chat_requests()[0].body["max_tokens"] == 800
