@@ -63,7 +63,7 @@ async def test_two_pages_edit_at_once_and_converge_with_each_others_cursors(
         await expect(a.page.locator(".cm-ySelection").first).to_be_visible(timeout=15_000)
         await expect(a.page.locator("#history-list .edit").first).to_be_visible(timeout=15_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await a.page.set_viewport_size({"width": 1200, "height": 640})
+        await a.page.set_viewport_size({"width": 1280, "height": 800})
         await a.wait_remote_caret("Bob")
         await a.page.screenshot(path=str(SCREENSHOTS / "session-two-members.png"))
     finally:

@@ -10,7 +10,7 @@ const LABEL_PATTERN = "[a-z0-9._\\-]{1,64}";
 
 export function renderPrompt(main, promptId, { navigate }) {
   const error = h("p", { class: "error", role: "alert" });
-  const title = h("h1", { id: "prompt-title", dir: "auto" }, "Prompt");
+  const title = h("h1", { class: "session-title", id: "prompt-title", dir: "auto" }, "Prompt");
   const labels = h("ul", { class: "labels", id: "prompt-labels" });
   const versions = h("ol", { class: "versions", id: "prompt-versions" });
   const shown = h("pre", { class: "preview", id: "version-text", dir: "auto", hidden: true });

@@ -52,7 +52,7 @@ export function runPanel(ytext) {
     "form",
     { class: "stack", id: "run-form" },
     h("div", { class: "inline" }, model, temperature),
-    h("label", { class: "inline" }, useCache, "Use the semantic cache"),
+    h("label", { class: "check" }, useCache, "Use the semantic cache"),
     variables,
     h("div", { class: "inline" }, runButton, stopButton),
   );
@@ -168,7 +168,7 @@ export function runPanel(ytext) {
       sessionId = id;
       try {
         const models = await api("GET", "/models");
-        clear(model, models.items.map((m) => h("option", { value: m.name }, `${m.name} (${m.provider})`)));
+        clear(model, models.items.map((m) => h("option", { value: m.name }, m.provider === m.name ? m.name : `${m.name} (${m.provider})`)));
         el.hidden = models.items.length === 0;
         renderVariables();
       } catch (err) {
