@@ -15,6 +15,8 @@ from server.settings import Settings
 from storage.repositories.admission import AdmissionReader
 
 if TYPE_CHECKING:
+    from server.cache.service import SemanticCacheService
+    from server.compose.runner import ComposeRunner
     from server.hub.broker import Broker
     from server.hub.registry import Hub
     from server.hub.revocation import CredentialWatch
@@ -39,6 +41,10 @@ class Services:
     secrets: SecretBox
     # A Redis client when REDIS_URL is set (readiness checks it).
     redis: Redis | None = None
+    # Runs agent-compose jobs on this node (server.compose.runner); None in bare test setups.
+    compose: ComposeRunner | None = None
+    # The semantic cache (server.cache): lookup/store for runs, its indexes and upkeep.
+    cache: SemanticCacheService | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:
