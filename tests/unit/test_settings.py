@@ -206,6 +206,50 @@ def test_awareness_limits_default_parse_and_refuse_values_past_their_edges(name:
             Settings.from_env({name: str(maximum + 1)})
 
 
+def test_llm_settings_defaults_and_parsing() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.llm_base_url, defaults.llm_api_key, defaults.llm_models) == (None, None, ())
+    assert (defaults.llm_timeout_seconds, defaults.llm_max_retries) == (60.0, 2)
+    assert (defaults.llm_models_ttl_seconds, defaults.llm_models_cache_size) == (300.0, 256)
+    assert defaults.secret_key is None
+    settings = Settings.from_env(
+        {
+            "LLM_BASE_URL": "http://127.0.0.1:11434/v1/",
+            "LLM_API_KEY": " sk-abc ",
+            "LLM_MODELS": "llama3, qwen2 ,,llama3",
+            "PROMPT_STUDIO_LLM_TIMEOUT_SECONDS": "0.1",
+            "PROMPT_STUDIO_LLM_MAX_RETRIES": "10",
+            "PROMPT_STUDIO_LLM_MODELS_TTL_SECONDS": "0",
+            "PROMPT_STUDIO_LLM_MODELS_CACHE_SIZE": "1",
+            "PROMPT_STUDIO_SECRET_KEY": "s" * 32 + "," + "t" * 40,
+        }
+    )
+    assert settings.llm_base_url == "http://127.0.0.1:11434/v1"
+    assert settings.llm_api_key == "sk-abc"
+    assert settings.llm_models == ("llama3", "qwen2")
+    assert (settings.llm_timeout_seconds, settings.llm_max_retries) == (0.1, 10)
+    assert (settings.llm_models_ttl_seconds, settings.llm_models_cache_size) == (0.0, 1)
+    assert settings.secret_key == "s" * 32 + "," + "t" * 40
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LLM_BASE_URL", "localhost:8080"),
+        ("LLM_BASE_URL", "https://user:pw@llm.example/v1"),
+        ("PROMPT_STUDIO_LLM_TIMEOUT_SECONDS", "0.09"),
+        ("PROMPT_STUDIO_LLM_MAX_RETRIES", "11"),
+        ("PROMPT_STUDIO_LLM_MAX_RETRIES", "-1"),
+        ("PROMPT_STUDIO_LLM_MODELS_CACHE_SIZE", "0"),
+        ("PROMPT_STUDIO_SECRET_KEY", "s" * 31),
+        ("PROMPT_STUDIO_SECRET_KEY", "s" * 32 + ",short"),
+    ],
+)
+def test_bad_llm_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
 HISTORY_INTEGERS = {
     "PROMPT_STUDIO_HISTORY_MAX_PENDING_EDITS": ("history_max_pending_edits", 20_000, 1),
     "PROMPT_STUDIO_HISTORY_MAX_PENDING_BYTES": ("history_max_pending_bytes", 64 << 20, 1024),
@@ -235,3 +279,97 @@ def test_session_touch_interval_defaults_parses_and_refuses_negative_values() ->
         Settings.from_env({name: "-0.1"})
     with pytest.raises(SettingsError, match=f"{name} must be a finite number"):
         Settings.from_env({name: "inf"})
+
+
+# name -> (field, default, lowest accepted, highest accepted or None, a value just too low)
+COMPOSE_VARIABLES: dict[str, tuple[str, float, float, float | None, str]] = {
+    "PROMPT_STUDIO_COMPOSE_CONCURRENCY": ("compose_concurrency", 2, 0, 64, "-1"),
+    "PROMPT_STUDIO_COMPOSE_LEASE_SECONDS": ("compose_lease_seconds", 30.0, 1.0, None, "0.99"),
+    "PROMPT_STUDIO_COMPOSE_POLL_SECONDS": ("compose_poll_seconds", 1.0, 0.05, None, "0.04"),
+    "PROMPT_STUDIO_COMPOSE_MAX_ATTEMPTS": ("compose_max_attempts", 3, 1, 100, "0"),
+    "PROMPT_STUDIO_COMPOSE_STAGE_TIMEOUT_SECONDS": ("compose_stage_timeout_seconds", 120.0, 1.0, None, "0.5"),
+    "PROMPT_STUDIO_COMPOSE_VALIDATION_RETRIES": ("compose_validation_retries", 1, 0, 5, "-1"),
+    "PROMPT_STUDIO_COMPOSE_MAX_ACTIVE_PER_TENANT": ("compose_max_active_per_tenant", 10, 1, None, "0"),
+    "PROMPT_STUDIO_COMPOSE_MAX_INPUT_CHARS": ("compose_max_input_chars", 20_000, 100, None, "99"),
+    "PROMPT_STUDIO_COMPOSE_EVENTS_POLL_SECONDS": ("compose_events_poll_seconds", 1.0, 0.05, None, "0.01"),
+    "PROMPT_STUDIO_COMPOSE_EVENTS_MAX_SECONDS": ("compose_events_max_seconds", 900.0, 1.0, None, "0.5"),
+    "PROMPT_STUDIO_COMPOSE_PRESENCE_LINGER_SECONDS": ("compose_presence_linger_seconds", 60.0, 0.0, None, "-1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSE_VARIABLES))
+def test_compose_settings_default_parse_and_refuse_values_past_their_edges(name: str) -> None:
+    field, default, lowest, highest, too_low = COMPOSE_VARIABLES[name]
+    assert getattr(Settings.from_env({}), field) == default
+    assert getattr(Settings.from_env({name: str(lowest)}), field) == lowest
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: too_low})
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: "lots"})
+    if highest is not None:
+        assert getattr(Settings.from_env({name: str(highest)}), field) == highest
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: str(int(highest) + 1)})
+
+
+# name -> (field, default, lowest accepted, a value just too low)
+CACHE_NUMBERS: dict[str, tuple[str, float, float, str]] = {
+    "PROMPT_STUDIO_CACHE_EMBEDDING_TIMEOUT_SECONDS": ("cache_embedding_timeout_seconds", 10.0, 0.1, "0.09"),
+    "PROMPT_STUDIO_CACHE_MAX_PROMPT_CHARS": ("cache_max_prompt_chars", 32_000, 1, "0"),
+    "PROMPT_STUDIO_CACHE_MAX_ENTRIES_PER_TENANT": ("cache_max_entries_per_tenant", 100_000, 1, "0"),
+    "PROMPT_STUDIO_CACHE_INDEX_MAX_SCOPES": ("cache_index_max_scopes", 1024, 1, "0"),
+    "PROMPT_STUDIO_CACHE_SYNC_QUEUE_LIMIT": ("cache_sync_queue_limit", 1024, 1, "0"),
+    "PROMPT_STUDIO_CACHE_JUDGE_QUEUE_LIMIT": ("cache_judge_queue_limit", 64, 1, "0"),
+    "PROMPT_STUDIO_CACHE_MAINTENANCE_SECONDS": ("cache_maintenance_seconds", 60.0, 0.0, "-1"),
+    "PROMPT_STUDIO_CACHE_REFRESH_BATCH": ("cache_refresh_batch", 50, 1, "0"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(CACHE_NUMBERS))
+def test_cache_limits_default_parse_and_refuse_values_past_their_edges(name: str) -> None:
+    field, default, lowest, too_low = CACHE_NUMBERS[name]
+    assert getattr(Settings.from_env({}), field) == default
+    assert getattr(Settings.from_env({name: str(lowest)}), field) == lowest
+    for bad in (too_low, "lots"):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: bad})
+
+
+def test_cache_embedder_endpoint_and_prices() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.cache_embedder == "wordllama" and defaults.cache_model_prices == ()
+    assert defaults.cache_embedding_base_url is None and defaults.cache_embedding_api_key is None
+    parsed = Settings.from_env(
+        {
+            "PROMPT_STUDIO_CACHE_EMBEDDER": "OpenAI",
+            "PROMPT_STUDIO_CACHE_EMBEDDING_MODEL": "nomic-embed-text",
+            "PROMPT_STUDIO_CACHE_EMBEDDING_BASE_URL": "http://127.0.0.1:11434/v1",
+            "PROMPT_STUDIO_CACHE_EMBEDDING_API_KEY": "sk-embed",
+            "PROMPT_STUDIO_CACHE_MODEL_PRICES": "llama3=0.2/0.4, gpt-4o=3/12",
+        }
+    )
+    assert parsed.cache_embedder == "openai" and parsed.cache_embedding_model == "nomic-embed-text"
+    assert parsed.cache_embedding_base_url == "http://127.0.0.1:11434/v1"
+    assert parsed.cache_embedding_api_key == "sk-embed"
+    assert parsed.cache_model_prices == (("llama3", 0.2, 0.4), ("gpt-4o", 3.0, 12.0))
+    with pytest.raises(SettingsError, match="PROMPT_STUDIO_CACHE_EMBEDDER"):
+        Settings.from_env({"PROMPT_STUDIO_CACHE_EMBEDDER": "bert"})
+    for bad in ("llama3", "llama3=1", "llama3=a/b", "llama3=-1/1"):
+        with pytest.raises(SettingsError, match="PROMPT_STUDIO_CACHE_MODEL_PRICES"):
+            Settings.from_env({"PROMPT_STUDIO_CACHE_MODEL_PRICES": bad})
+
+
+def test_run_settings_defaults_and_edges() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.run_compare_max_targets, defaults.run_stream_queue_size) == (8, 256)
+    edges = Settings.from_env(
+        {"PROMPT_STUDIO_RUN_COMPARE_MAX_TARGETS": "32", "PROMPT_STUDIO_RUN_STREAM_QUEUE_SIZE": "1"}
+    )
+    assert (edges.run_compare_max_targets, edges.run_stream_queue_size) == (32, 1)
+    for name, value in (
+        ("PROMPT_STUDIO_RUN_COMPARE_MAX_TARGETS", "0"),
+        ("PROMPT_STUDIO_RUN_COMPARE_MAX_TARGETS", "33"),
+        ("PROMPT_STUDIO_RUN_STREAM_QUEUE_SIZE", "0"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})
