@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from server.api.deps import CurrentUser, ServicesDep, UserDb
 from server.api.prompt_views import domain_errors, limits_of, prompt_fields, saved_out
@@ -18,7 +18,7 @@ from server.api.schemas.catalog import (
     OwnListingOut,
 )
 from server.api.schemas.prompts import PromptCreated
-from server.api.types import PageParams, ResourceId
+from server.api.types import FilterQuery, PageParams, ResourceId, SearchQuery
 from server.errors import NotFound
 from server.prompts import service as prompts
 from server.prompts.context import Actor
@@ -29,9 +29,6 @@ from storage.repositories import catalog
 from storage.repositories.catalog import Listing, MarketplaceSort
 
 router = APIRouter(route_class=StudioRoute, tags=["marketplace"])
-
-SearchText = Annotated[str | None, Query(max_length=200, description="title/description contains")]
-Filter = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
 def listing_out(item: Listing) -> ListingOut:
@@ -95,9 +92,9 @@ async def browse(
     user: CurrentUser,
     db: UserDb,
     page: Annotated[PageParams, Depends()],
-    q: SearchText = None,
-    category: Filter = None,
-    tag: Filter = None,
+    q: SearchQuery = None,
+    category: FilterQuery = None,
+    tag: FilterQuery = None,
     featured: bool | None = None,
     sort: MarketplaceSort = "newest",
 ) -> ListingList:

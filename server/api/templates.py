@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.deps import CurrentUser, ServicesDep, UserDb
@@ -23,7 +23,7 @@ from server.api.schemas.catalog import (
     TemplateVariable,
 )
 from server.api.schemas.prompts import PromptCreated
-from server.api.types import IntId, PageParams
+from server.api.types import FilterQuery, IntId, PageParams, SearchQuery
 from server.auth import Principal
 from server.errors import Forbidden, NotFound
 from server.prompts import service as prompts
@@ -33,9 +33,6 @@ from storage.models import Template
 from storage.repositories import catalog
 
 router = APIRouter(route_class=StudioRoute, tags=["templates and techniques"])
-
-SearchText = Annotated[str | None, Query(max_length=200, description="name/description contains")]
-Filter = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
 def template_out(template: Template) -> TemplateOut:
@@ -75,9 +72,9 @@ async def search(
     user: CurrentUser,
     db: UserDb,
     page: Annotated[PageParams, Depends()],
-    q: SearchText = None,
-    category: Filter = None,
-    tag: Filter = None,
+    q: SearchQuery = None,
+    category: FilterQuery = None,
+    tag: FilterQuery = None,
 ) -> TemplateList:
     """Global and the tenant's templates, newest first; ``q`` matches name or description
     (case-insensitive), ``category`` and ``tag`` filter."""
@@ -192,7 +189,7 @@ async def use(
 
 @router.get("/techniques", response_model=TechniqueList, summary="Techniques")
 async def techniques(
-    user: CurrentUser, db: UserDb, page: Annotated[PageParams, Depends()], q: SearchText = None
+    user: CurrentUser, db: UserDb, page: Annotated[PageParams, Depends()], q: SearchQuery = None
 ) -> TechniqueList:
     """Prompt-engineering techniques by title; ``q`` matches title or description."""
     items, total = await catalog.search_techniques(db, q=q, limit=page.limit, offset=page.offset)

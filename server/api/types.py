@@ -25,11 +25,14 @@ MAX_DB_INT = 2**63 - 1
 
 
 def _no_lone_surrogates(value: str) -> str:
-    """Refuse text that cannot be stored as UTF-8 (a lone UTF-16 surrogate from ``\\ud800``)."""
+    """Refuse text that cannot be stored: a lone UTF-16 surrogate (from ``\\ud800``), which
+    is not UTF-8, or a NUL character, which PostgreSQL refuses in text and JSON."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("text contains a lone UTF-16 surrogate") from None
+    if "\x00" in value:
+        raise ValueError("text contains a NUL character")
     return value
 
 
@@ -99,8 +102,17 @@ class Page(ApiModel):
 
 
 #: A text id in a path (UUIDs): bounded, so no request sends megabytes into a query.
-ResourceId = Annotated[str, Path(min_length=1, max_length=100)]
+ResourceId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
 #: An integer id in a path (SERIAL columns): 1 … 2**63-1, else 422.
 IntId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 #: A text id inside a body (UUIDs).
-ResourceIdText = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+ResourceIdText = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$")
+]
+#: A free-text search in a query string (``?q=``).
+SearchQuery = Annotated[
+    str | None,
+    Query(max_length=200, pattern=r"^[^\x00]*$", description="name/description contains"),
+]
+#: An exact-match filter in a query string (``?category=``, ``?tag=``).
+FilterQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
