@@ -9,7 +9,7 @@ from playwright.async_api import Browser, expect
 
 from tests.browser.pages import WAIT_MS, SessionPage, signed_in_context
 from tests.support.accounts import Account, create_accounts
-from tests.support.api import create_session, grant, has_content
+from tests.support.api import call, create_session, grant, has_content
 from tests.support.server_process import ServerProcess
 from tests.support.waiting import eventually
 
@@ -186,3 +186,30 @@ async def test_the_session_page_fits_a_narrow_window(
         await page.wait_text(long_line + " ok")
     finally:
         await context.close()
+
+
+async def test_a_removed_member_and_a_deactivated_session_are_told_why(
+    browser: Browser, server: ServerProcess, team: list[Account]
+) -> None:
+    alice, bob, _ = team
+    session = await create_session(server, alice, "text", name="Closing")
+    await grant(server, alice, session["id"], bob)
+    a_context = await signed_in_context(browser, server, alice)
+    b_context = await signed_in_context(browser, server, bob)
+    try:
+        a = await SessionPage.open(a_context, server, session["share_token"])
+        b = await SessionPage.open(b_context, server, session["share_token"])
+        removed = await call(
+            server, alice, "DELETE", f"/api/sessions/{session['id']}/members/{bob.user_id}"
+        )
+        assert removed.status_code in {200, 204}, removed.text
+        closed = b.page.locator("#session-closed")
+        await expect(closed).to_have_attribute("data-code", "4403")
+        await expect(closed).to_contain_text("not a member")
+
+        deactivated = await call(server, alice, "POST", f"/api/sessions/{session['id']}/deactivate")
+        assert deactivated.status_code == 200, deactivated.text
+        await expect(a.page.locator("#session-closed")).to_contain_text("deactivated")
+    finally:
+        await a_context.close()
+        await b_context.close()
