@@ -373,3 +373,29 @@ def test_run_settings_defaults_and_edges() -> None:
     ):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
+
+
+def test_operator_key_purge_interval_and_row_level_security() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.operator_key is None
+    assert defaults.login_purge_interval_seconds == 3600
+    assert defaults.postgres_rls is False
+    key = "k" * 24
+    assert Settings.from_env({"PROMPT_STUDIO_OPERATOR_KEY": f"  {key} "}).operator_key == key
+    with pytest.raises(SettingsError, match="at least 24"):
+        Settings.from_env({"PROMPT_STUDIO_OPERATOR_KEY": "k" * 23})
+    assert (
+        Settings.from_env(
+            {"PROMPT_STUDIO_LOGIN_PURGE_INTERVAL_SECONDS": "1"}
+        ).login_purge_interval_seconds
+        == 1
+    )
+    with pytest.raises(SettingsError, match="PURGE_INTERVAL"):
+        Settings.from_env({"PROMPT_STUDIO_LOGIN_PURGE_INTERVAL_SECONDS": "0.5"})
+    with pytest.raises(SettingsError, match="PostgreSQL"):
+        Settings.from_env({"PROMPT_STUDIO_POSTGRES_RLS": "on"})
+    with pytest.raises(SettingsError, match="true or false"):
+        Settings.from_env({"PROMPT_STUDIO_POSTGRES_RLS": "maybe", "DATABASE_URL": POSTGRES_URL})
+    assert Settings.from_env(
+        {"PROMPT_STUDIO_POSTGRES_RLS": "on", "DATABASE_URL": POSTGRES_URL}
+    ).postgres_rls
