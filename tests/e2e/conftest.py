@@ -18,7 +18,11 @@ from tests.support.services import (
     require_service,
 )
 
+#: The operator key of the e2e servers (operator endpoints are off without one).
+E2E_OPERATOR_KEY = "e2e-operator-key-0123456789abcdef"
+
 E2E_ENV = {
+    "PROMPT_STUDIO_OPERATOR_KEY": E2E_OPERATOR_KEY,
     "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS": "0.5",
     "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "0.2",
 }
