@@ -43,6 +43,15 @@ class SessionPage:
 
     def __init__(self, page: Page) -> None:
         self.page = page
+        #: What the page reported as broken: uncaught exceptions and console errors.
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"exception: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                self.errors.append(f"console: {message.text}") if message.type == "error" else None
+            ),
+        )
         self.content = page.locator(".cm-content")
         self.status = page.locator("#connection-status")
         self.banner = page.locator("#read-only-reason")
@@ -54,8 +63,8 @@ class SessionPage:
     ) -> SessionPage:
         """Open the session and wait until the editor is connected and synced."""
         page = await context.new_page()
-        await page.goto(f"{server.base_url}/s/{share_token}")
         session_page = cls(page)
+        await page.goto(f"{server.base_url}/s/{share_token}")
         await session_page.wait_connected()
         await expect(session_page.role).not_to_be_empty(timeout=WAIT_MS)
         return session_page

@@ -66,6 +66,7 @@ async def test_two_pages_edit_at_once_and_converge_with_each_others_cursors(
         await a.page.set_viewport_size({"width": 1280, "height": 800})
         await a.wait_remote_caret("Bob")
         await a.page.screenshot(path=str(SCREENSHOTS / "session-two-members.png"))
+        assert a.errors == [] and b.errors == []
     finally:
         await a_context.close()
         await b_context.close()
@@ -167,6 +168,7 @@ async def test_arabic_typed_in_one_page_arrives_intact_and_runs_right_to_left(
         )
         assert directions == ["ltr", "rtl"]
         await expect(b.page.locator("#session-title")).to_have_text("عربي")
+        assert a.errors == [] and b.errors == []
     finally:
         await a_context.close()
         await b_context.close()
