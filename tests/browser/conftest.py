@@ -43,9 +43,12 @@ async def browser() -> AsyncIterator[Browser]:
     executable = chromium_path()
     require_service("Debian's chromium (apt-get install chromium)", executable is not None)
     async with async_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start; a small
+        # /dev/shm (containers) would crash renderers, so shared memory goes to /tmp.
         instance = await playwright.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage"],
         )
         try:
             yield instance
