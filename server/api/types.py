@@ -7,7 +7,7 @@ unknown fields, NaN/Infinity, lone surrogates, integers past 64 bits, over-long 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 from fastapi import Path, Query
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 
 #: The largest value of a signed 64-bit integer column (SERIAL ids, counters).
@@ -79,6 +80,27 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", allow_inf_nan=False, from_attributes=True, strict=True
     )
+
+
+def reject_null(value: object) -> object:
+    """A ``mode="before"`` field validator: the field may be left out, but not set to null.
+
+    ``_not_null = field_validator("name", mode="before")(reject_null)`` in a model body.
+    """
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
+class PatchModel(ApiModel):
+    """A PATCH body: every field optional, at least one given."""
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Self:
+        if not self.model_fields_set:
+            fields = ", ".join(type(self).model_fields)
+            raise ValueError(f"nothing to change: give at least one of {fields}")
+        return self
 
 
 class PageParams:

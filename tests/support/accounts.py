@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.security import hash_secret, new_api_key, new_login_token
 from storage.base import utcnow
@@ -28,6 +31,25 @@ class Account:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+async def add_accounts(
+    db: AsyncSession, tenant_id: str, names: Sequence[str], *, ttl_hours: float = 2.0
+) -> list[Account]:
+    """One user with a fresh login token per name, in ``tenant_id``, inside ``db``'s transaction."""
+    accounts = []
+    for name in names:
+        email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.test"
+        user = await create_user(db, tenant_id=tenant_id, email=email, name=name)
+        token = new_login_token()
+        await create_login_session(
+            db,
+            token_hash=hash_secret(token),
+            user=user,
+            expires_at=utcnow() + timedelta(hours=ttl_hours),
+        )
+        accounts.append(Account(tenant_id, user.id, email, name, token))
+    return accounts
+
+
 async def create_accounts(
     database_url: str, names: list[str], *, tenant_id: str | None = None, ttl_hours: float = 2.0
 ) -> list[Account]:
@@ -42,18 +64,6 @@ async def create_accounts(
                     api_key_hash=hash_secret(new_api_key()),
                 )
                 tenant_id = tenant.id
-            accounts = []
-            for name in names:
-                email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.test"
-                user = await create_user(db, tenant_id=tenant_id, email=email, name=name)
-                token = new_login_token()
-                await create_login_session(
-                    db,
-                    token_hash=hash_secret(token),
-                    user=user,
-                    expires_at=utcnow() + timedelta(hours=ttl_hours),
-                )
-                accounts.append(Account(tenant_id, user.id, email, name, token))
-            return accounts
+            return await add_accounts(db, tenant_id, names, ttl_hours=ttl_hours)
     finally:
         await engine.dispose()

@@ -10,19 +10,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from server.app import create_app
-from server.security import hash_secret, new_api_key, new_login_token
+from server.security import hash_secret, new_api_key
 from server.services import Services
 from server.settings import Settings
-from storage.base import utcnow
-from storage.repositories.tenancy import create_login_session, create_tenant, create_user
-from tests.support.accounts import Account
+from storage.repositories.tenancy import create_tenant
+from tests.support.accounts import Account, add_accounts
 
 #: The operator key of in-process apps (long enough for the settings' minimum).
 OPERATOR_KEY = "test-operator-key-0123456789abcdef"
@@ -73,20 +71,8 @@ class StudioApi:
         """One user with a login token per name, all in one tenant (a new one unless given)."""
         if tenant_id is None:
             tenant_id = (await self.tenant()).tenant_id
-        made = []
         async with self.services.sessions() as db, db.begin():
-            for name in names:
-                email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.test"
-                user = await create_user(db, tenant_id=tenant_id, email=email, name=name)
-                token = new_login_token()
-                await create_login_session(
-                    db,
-                    token_hash=hash_secret(token),
-                    user=user,
-                    expires_at=utcnow() + timedelta(hours=ttl_hours),
-                )
-                made.append(Account(tenant_id, user.id, email, name, token))
-        return made
+            return await add_accounts(db, tenant_id, names, ttl_hours=ttl_hours)
 
     async def account(self, name: str = "Ana", *, tenant_id: str | None = None) -> Account:
         """One user with a login token."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from server.api.schemas.prompts import VariableIn
 from server.api.types import (
@@ -14,9 +14,11 @@ from server.api.types import (
     LongText,
     Name,
     Page,
+    PatchModel,
     ResourceIdText,
     Tag,
     UtcDatetime,
+    reject_null,
 )
 
 MAX_TAGS = 20
@@ -84,7 +86,7 @@ class TemplateCreate(ApiModel):
     default_variables: list[VariableIn] = Field(default_factory=list, max_length=100)
 
 
-class TemplateUpdate(ApiModel):
+class TemplateUpdate(PatchModel):
     """``PATCH /api/templates/{id}``: the fields given replace the stored ones."""
 
     name: Name | None = None
@@ -94,18 +96,9 @@ class TemplateUpdate(ApiModel):
     sections: TemplateSections | None = None
     default_variables: list[VariableIn] | None = Field(default=None, max_length=100)
 
-    @field_validator("name", "description", "category", "tags", "sections", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> TemplateUpdate:
-        if not self.model_fields_set:
-            raise ValueError("nothing to change")
-        return self
+    _not_null = field_validator(
+        "name", "description", "category", "tags", "sections", mode="before"
+    )(reject_null)
 
 
 class TemplateUse(ApiModel):

@@ -16,8 +16,10 @@ from server.api.types import (
     LongText,
     Name,
     Page,
+    PatchModel,
     Text,
     UtcDatetime,
+    reject_null,
 )
 
 #: A variable name as declared (the domain checks it again and names the field).
@@ -98,24 +100,13 @@ class PromptCreate(ApiModel):
     version: VersionCreate | None = None
 
 
-class PromptUpdate(ApiModel):
+class PromptUpdate(PatchModel):
     """``PATCH /api/prompts/{id}``: at least one field."""
 
     name: Name | None = None
     description: Description | None = None
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name_not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("name cannot be null")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> PromptUpdate:
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give name and/or description")
-        return self
+    _not_null = field_validator("name", mode="before")(reject_null)
 
 
 class VersionSource(ApiModel):

@@ -6,7 +6,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from server.api.types import ApiModel, DbInt, Description, LongText, Name, Page, UtcDatetime
+from server.api.types import (
+    ApiModel,
+    DbInt,
+    Description,
+    LongText,
+    Name,
+    Page,
+    PatchModel,
+    UtcDatetime,
+    reject_null,
+)
 
 Role = Literal["OWNER", "EDITOR", "VIEWER"]
 
@@ -31,24 +41,13 @@ class SessionCreate(ApiModel):
         return self
 
 
-class SessionUpdate(ApiModel):
+class SessionUpdate(PatchModel):
     """``PATCH /api/sessions/{id}``: at least one of the fields."""
 
     name: Name | None = None
     description: Description | None = None
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name_not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("name cannot be null")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> SessionUpdate:
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give name and/or description")
-        return self
+    _not_null = field_validator("name", mode="before")(reject_null)
 
 
 class SessionOut(ApiModel):

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from server.api.types import ApiModel, Name, Page, Tag, Text, Url, UtcDatetime
+from server.api.types import (
+    ApiModel,
+    Name,
+    Page,
+    PatchModel,
+    Tag,
+    Text,
+    Url,
+    UtcDatetime,
+    reject_null,
+)
 
 HexColor = Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")]
 Email = Annotated[
@@ -72,25 +82,14 @@ class TenantOut(ApiModel):
     updated_at: UtcDatetime
 
 
-class TenantUpdate(ApiModel):
+class TenantUpdate(PatchModel):
     """``PATCH /api/tenant``: the config's keys given replace the stored ones (null removes)."""
 
     name: Name | None = None
     domain: Domain | None = None
     config: TenantConfig | None = None
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name_not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("name cannot be null")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> TenantUpdate:
-        if not self.model_fields_set:
-            raise ValueError("nothing to change: give name, domain and/or config")
-        return self
+    _not_null = field_validator("name", mode="before")(reject_null)
 
 
 class TenantCreate(ApiModel):
@@ -147,7 +146,7 @@ class UserCreate(ApiModel):
     avatar: Url | None = None
 
 
-class UserUpdate(ApiModel):
+class UserUpdate(PatchModel):
     """``PATCH /api/tenant/users/{id}``."""
 
     email: Email | None = None
@@ -155,18 +154,7 @@ class UserUpdate(ApiModel):
     color: HexColor | None = None
     avatar: Text | None = Field(default=None, max_length=2_000)
 
-    @field_validator("email", "name", "color", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> UserUpdate:
-        if not self.model_fields_set:
-            raise ValueError("nothing to change")
-        return self
+    _not_null = field_validator("email", "name", "color", mode="before")(reject_null)
 
 
 class TokenRequest(ApiModel):
