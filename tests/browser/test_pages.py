@@ -54,6 +54,8 @@ async def test_sign_in_create_a_session_and_sign_out(
         await page.click("#sign-out")
         await expect(page.locator("#login-token")).to_be_visible()
         assert not [c for c in await context.cookies() if c["name"] == "prompt_studio_token"]
+        # Signing out ended the login session on the server: the token is dead everywhere.
+        assert (await call(server, alice, "GET", "/api/me")).status_code == 401
         # Signed out, a session link asks for the token first.
         await page.goto(page.url)
         await expect(page.locator("#login-token")).to_be_visible()

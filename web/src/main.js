@@ -17,7 +17,16 @@ export function navigate(path) {
   route();
 }
 
-function signOut() {
+// Ends the login session on the server too (when it offers that), so the token is dead
+// everywhere, not just forgotten here; its open websockets close.
+async function signOut() {
+  if (await hasEndpoint("DELETE", "/api/auth/token")) {
+    try {
+      await api("DELETE", "/auth/token");
+    } catch {
+      // Signing out here must work even when the server cannot be reached.
+    }
+  }
   forgetLoginToken();
   navigate("/");
 }
