@@ -33,7 +33,9 @@ from server.hub.revocation import CredentialWatch
 from server.llm.secrets import SecretBox
 from server.llm.setup import llm_registry
 from server.login_purge import LoginPurger
+from server.origins import ApiCors
 from server.runs.setup import run_service
+from server.security_headers import SecurityHeaders
 from server.services import Services
 from server.settings import Settings
 from server.version import __version__
@@ -176,6 +178,9 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    # Outermost last: CORS preflights answered by ApiCors also get the security headers.
+    app.add_middleware(ApiCors, allowed=settings.allowed_origins)
+    app.add_middleware(SecurityHeaders, docs_path=app.docs_url)
     app.include_router(api_router(), prefix="/api")
     # Raw Starlette routes, outside the OpenAPI document: probes and the websocket endpoint
     # (which keeps the direct transport of server.ws_protocol).

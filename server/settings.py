@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from server.llm.endpoints import EndpointConfigError, parse_models, validate_base_url
 from server.llm.secrets import fernet_key_of
+from server.origins import OriginError, parse_allowed_origins
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./prompt-studio.db"
 
@@ -81,6 +82,9 @@ class Settings:
     # How long a client dropped for not reading (1013) may take to read what was buffered for
     # it before its connection is aborted.
     drop_grace_seconds: float = 5.0
+    # Web origins (scheme://host[:port]) whose pages may open the websocket and call /api with
+    # CORS, besides the server's own; () = same origin only, ("*",) = any (see server.origins).
+    allowed_origins: tuple[str, ...] = ()
     # Agent compose jobs (server.compose.runner): jobs one node runs at once (0: none here).
     compose_concurrency: int = 2
     # A claimed job's lease; renewed every third of it while the job runs. A node that dies
@@ -308,6 +312,7 @@ class Settings:
             drop_grace_seconds=number(
                 "PROMPT_STUDIO_DROP_GRACE_SECONDS", defaults.drop_grace_seconds, 0.1
             ),
+            allowed_origins=_allowed_origins(env.get("PROMPT_STUDIO_ALLOWED_ORIGINS", "")),
             compose_concurrency=integer(
                 "PROMPT_STUDIO_COMPOSE_CONCURRENCY", defaults.compose_concurrency, 0, 64
             ),
@@ -483,6 +488,13 @@ def _operator_key(raw: str) -> str | None:
             f"PROMPT_STUDIO_OPERATOR_KEY must be at least {MIN_OPERATOR_KEY_LENGTH} characters"
         )
     return key
+
+
+def _allowed_origins(raw: str) -> tuple[str, ...]:
+    try:
+        return parse_allowed_origins(raw)
+    except OriginError as error:
+        raise SettingsError(f"PROMPT_STUDIO_ALLOWED_ORIGINS: {error}") from None
 
 
 def _llm_base_url(raw: str) -> str | None:

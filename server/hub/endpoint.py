@@ -1,10 +1,11 @@
 """``GET /ws/{share_token}``: admitting a client to a room and serving its socket.
 
-Admission order: authenticate (4401), find the session by share token (4404), check it is
-active (4410) and of the caller's tenant (4403), make the caller a member (VIEWER unless already
-one), then join the room. The receive loop enforces the frame size (1009) and rate limit (1008)
-and dispatches frames to the protocol of the connection; a :class:`CloseConnection` raised
-anywhere ends up here, as the one place that turns it into a close frame.
+Admission order: check the page's Origin (4403, see :mod:`server.origins`), authenticate
+(4401), find the session by share token (4404), check it is active (4410) and of the caller's
+tenant (4403), make the caller a member (VIEWER unless already one), then join the room.
+The receive loop enforces the frame size (1009) and rate limit (1008) and dispatches frames to
+the protocol of the connection; a :class:`CloseConnection` raised anywhere ends up here, as the
+one place that turns it into a close frame.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from server.hub.ratelimit import TokenBucket
 from server.hub.room import Room
 from server.hub.wire import DIRECT_EXTENSION, DirectTransport
 from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
+from server.origins import origin_policy
 from server.security import hash_secret
 from server.services import Services, services_of
 from storage.repositories.collaboration import ensure_member, member_roster
@@ -37,6 +39,12 @@ async def collaboration_socket(websocket: WebSocket) -> None:
     """Serve one collaboration websocket from accept to close."""
     services = services_of(websocket)
     await websocket.accept()
+    origin_allowed = origin_policy(services.settings.allowed_origins).allows_socket(
+        websocket.headers.get("origin"), websocket.headers.get("host")
+    )
+    if not origin_allowed:  # before admission: nothing is read or sent for a foreign page
+        await _close(websocket, CloseCode.FORBIDDEN, "this origin may not open the socket")
+        return
     try:
         principal, session_id, role = await _admit(websocket, services)
     except CloseConnection as exc:

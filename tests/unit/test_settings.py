@@ -399,3 +399,33 @@ def test_operator_key_purge_interval_and_row_level_security() -> None:
     assert Settings.from_env(
         {"PROMPT_STUDIO_POSTGRES_RLS": "on", "DATABASE_URL": POSTGRES_URL}
     ).postgres_rls
+
+
+def test_allowed_origins_are_normalized_and_malformed_ones_refused() -> None:
+    assert Settings.from_env({}).allowed_origins == ()  # same origin only
+    parsed = Settings.from_env(
+        {
+            "PROMPT_STUDIO_ALLOWED_ORIGINS": (
+                " HTTPS://App.Example.com:443 , http://localhost:5173,https://app.example.com,"
+                "http://[::1]:8080/"
+            )
+        }
+    )
+    assert parsed.allowed_origins == (
+        "https://app.example.com",
+        "http://localhost:5173",
+        "http://[::1]:8080",
+    )
+    assert Settings.from_env({"PROMPT_STUDIO_ALLOWED_ORIGINS": " * "}).allowed_origins == ("*",)
+    for bad in (
+        "app.example.com",
+        "ftp://files.example",
+        "https://app.example/path",
+        "https://user:pw@app.example",
+        "https://app.example?x=1",
+        "https://app.example:99999",
+        "null",
+        "*, https://app.example",
+    ):
+        with pytest.raises(SettingsError, match="PROMPT_STUDIO_ALLOWED_ORIGINS"):
+            Settings.from_env({"PROMPT_STUDIO_ALLOWED_ORIGINS": bad})
