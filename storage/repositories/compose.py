@@ -190,6 +190,13 @@ async def claim_next(
     conditions = [_claimable(now, max_attempts)]
     if exclude:
         conditions.append(AgentComposeRun.id.not_in(list(exclude)))
+    # An idle node polls: look first with a plain read, so that finding nothing takes no write
+    # lock (SQLite's is the whole database). The read transaction ends before the UPDATE: a
+    # SQLite read transaction cannot safely become a write one once another writer committed.
+    waiting = await db.scalar(select(AgentComposeRun.id).where(*conditions).limit(1))
+    await db.rollback()
+    if waiting is None:
+        return None
     candidate = (
         select(AgentComposeRun.id)
         .where(*conditions)
@@ -251,6 +258,14 @@ async def sweep(db: AsyncSession, now: datetime, *, max_attempts: int) -> list[i
     """
     table = AgentComposeRun
     expired = and_(table.status == "running", table.lease_expires_at < now)
+    stale = await db.scalar(
+        select(table.id)
+        .where(expired, or_(table.cancel_requested_at.is_not(None), table.attempts >= max_attempts))
+        .limit(1)
+    )
+    await db.rollback()  # as in claim_next: no write lock when there is nothing to do
+    if stale is None:
+        return []
     cancelled = await db.execute(
         update(table)
         .where(expired, table.cancel_requested_at.is_not(None))
