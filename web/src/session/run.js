@@ -14,7 +14,7 @@ export function placeholders(text) {
 }
 
 // Server-sent events from a fetch body: yields [event, data] pairs as they arrive.
-async function* serverSentEvents(response) {
+export async function* serverSentEvents(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
