@@ -52,6 +52,9 @@ INITIAL_BACKOFF_SECONDS = 0.05
 COMPACT_AFTER_ROWS = 1000
 COMPACT_AFTER_SECONDS = 30.0
 COMPACT_MIN_BYTES = 64 * 1024
+# A batch this large is committed at once: lingering would only add to the wait of its edits
+# (and on a busy event loop each turn spent waiting lets the intake add more).
+LINGER_UNTIL_EDITS = 256
 # What one pending edit is counted as beyond its texts: its entry, operation dict, future and
 # share of the batch (measured with tracemalloc: ~700 bytes per one-op edit, update included).
 ENTRY_OVERHEAD_BYTES = 640
@@ -233,6 +236,8 @@ class HistoryWriter:
         await self._idle.wait()
 
     def _count(self, edits: int, size: int) -> None:
+        if self._batch.edits < LINGER_UNTIL_EDITS <= self._batch.edits + edits:
+            self._urgent.set()
         self._batch.edits += edits
         self._batch.size += size
         self.backlog.add(edits, size)

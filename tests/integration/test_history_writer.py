@@ -25,7 +25,12 @@ from storage.engine import (
     create_session_factory,
 )
 from storage.history_backlog import Backlog
-from storage.history_writer import HistoryEntry, HistoryWriter, SessionGoneError
+from storage.history_writer import (
+    LINGER_UNTIL_EDITS,
+    HistoryEntry,
+    HistoryWriter,
+    SessionGoneError,
+)
 from storage.models import CollaborationSession, DocumentUpdate, EditHistory, SessionMember
 from storage.repositories.collaboration import create_session, load_document
 from storage.sqlite_thread import sqlite_file_of
@@ -412,3 +417,17 @@ async def test_presence_style_writes_hold_no_sqlite_write_lock_between_statement
     finally:
         other.close()
         await engine.dispose()
+
+
+async def test_a_large_batch_is_committed_without_lingering(
+    db_setup: Any, writer_for: Callable[..., HistoryWriter]
+) -> None:
+    sessions, user_id, ids = db_setup
+    async with writer_for(sessions, linger_seconds=30.0) as writer:
+        small = writer.submit(ids[0], [entry(ids[0], user_id, 0)], None)
+        await asyncio.sleep(0)  # the writer lingers for more
+        assert not small.done()
+        large = [entry(ids[0], user_id, n) for n in range(1, LINGER_UNTIL_EDITS)]
+        both = asyncio.gather(small, writer.submit(ids[0], large, None))
+        # Nobody waits for these edits, yet they go in the next turn, not 30 s later.
+        await asyncio.wait_for(both, timeout=10)
