@@ -3,7 +3,8 @@
 * ``semantic_cache``: ``scope_key`` (hash of model, temperature, max_tokens and the rendered
   non-user sections), ``sections_hash``, ``source_hash`` (the prompt version's unrendered
   sections, for retirement), ``temperature`` (x100), ``max_tokens``, ``embedder``, ``sections``
-  (what a refresh re-runs) and the producing call's ``prompt_tokens`` / ``completion_tokens``;
+  (what a refresh re-runs), ``vector`` (the embedding as float32 bytes, which an index loads far
+  faster than the JSON array) and the producing call's ``prompt_tokens`` / ``completion_tokens``;
   indexes for the scope lookup, retirement and least-recently-used eviction.
 * ``cache_statistics``: ``judged_hits`` and ``judged_correct`` (the estimated precision).
 * ``cache_config``: ``bypass_temperature``, ``precision_sample_rate``, ``judge_model``.
@@ -41,6 +42,7 @@ def _entry_columns() -> list[sa.Column[object]]:
         sa.Column("max_tokens", sa.Integer(), nullable=True),
         sa.Column("embedder", sa.Text(), server_default=sa.text("''"), nullable=False),
         sa.Column("sections", JSON_TYPE, nullable=True),
+        sa.Column("vector", sa.LargeBinary(), nullable=True),
         sa.Column("prompt_tokens", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("completion_tokens", sa.Integer(), server_default=sa.text("0"), nullable=False),
     ]

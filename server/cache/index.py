@@ -50,6 +50,18 @@ class LoadedRow:
     expires_at: float
 
 
+def vector_bytes(vector: Vector) -> bytes:
+    """A vector as stored in ``semantic_cache.vector``: little-endian float32."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def vector_of(stored: bytes | list[float]) -> Vector:
+    """A stored vector (binary column or JSON list) as a float32 array."""
+    if isinstance(stored, bytes | bytearray | memoryview):
+        return np.frombuffer(bytes(stored), dtype="<f4").astype(np.float32)
+    return np.asarray(stored, dtype=np.float32)
+
+
 @cache
 def _projection(dimensions: int) -> Vector:
     """A fixed (seeded) random orthogonal projection ``dimensions -> PROJECTED_DIMENSIONS``."""

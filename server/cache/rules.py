@@ -18,13 +18,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import numpy as np
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.cache.changes import CommittedChanges
 from server.cache.config import CachePolicy, InvalidationRule, RuleAction
-from server.cache.index import ScopeId
+from server.cache.index import ScopeId, vector_of
 from server.cache.sync import Added
 from server.llm.base import Completion, ProviderError
 from storage.models.cache import SemanticCache
@@ -170,9 +169,10 @@ class Invalidator:
         entry.expires_at = now + timedelta(seconds=policy.default_ttl_seconds)
         entry.hit_count = 0
         await db.flush()
-        if entry.embedding and entry.tenant_id is not None:
+        stored = entry.vector if entry.vector is not None else entry.embedding
+        if stored and entry.tenant_id is not None:
             scope: ScopeId = (entry.tenant_id, entry.scope_key, entry.embedder)
-            vector = np.asarray(entry.embedding, dtype=np.float32)
+            vector = vector_of(stored)
             self._changes.added(db, Added(scope, entry.id, vector, epoch_seconds(entry.expires_at)))
         return True
 

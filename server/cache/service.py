@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.cache.changes import CommittedChanges
 from server.cache.config import CachePolicy, policy_of
 from server.cache.embedders import Embedder, EmbeddingError, Vectors
-from server.cache.index import IndexRegistry, LoadedRow, ScopeId, VectorIndex
+from server.cache.index import (
+    IndexRegistry,
+    LoadedRow,
+    ScopeId,
+    VectorIndex,
+    vector_bytes,
+    vector_of,
+)
 from server.cache.judge import JudgeSample, PrecisionJudge, ProviderResolver
 from server.cache.pricing import PriceTable
 from server.cache.results import CacheEntry, CacheLookup, CacheOptions, MaintenanceReport
@@ -265,9 +272,14 @@ class SemanticCacheService:
         row.expires_at = expires_at
         row.sections = keyed_sections(sections)
         row.source_hash = source_hash
-        # Without a vector the entry still serves exact matches.
-        row.embedding = [] if vector is None else np.round(vector, VECTOR_DECIMALS).tolist()
-        row.embedder = "" if vector is None else self.embedder.name
+        # Without a vector the entry still serves exact matches. Rounded as float64, so the
+        # JSON holds short decimals rather than float32 noise digits.
+        if vector is None:
+            row.embedding, row.vector, row.embedder = [], None, ""
+        else:
+            row.embedding = np.round(vector.astype(np.float64), VECTOR_DECIMALS).tolist()
+            row.vector = vector_bytes(vector)
+            row.embedder = self.embedder.name
 
     async def _embed_or_none(self, text: str) -> Vectors | None:
         try:
@@ -294,15 +306,12 @@ class SemanticCacheService:
             rows = await repo.scope_rows(
                 db, scope.tenant_id, scope.key, self.embedder.name, utcnow()
             )
-            return [
-                LoadedRow(
-                    row.id,
-                    np.asarray(row.embedding, dtype=np.float32),
-                    epoch_seconds(row.expires_at),
-                )
-                for row in rows
-                if len(row.embedding) == dimensions
-            ]
+            loaded = []
+            for row in rows:
+                vector = vector_of(row.vector)
+                if vector.shape[0] == dimensions:
+                    loaded.append(LoadedRow(row.id, vector, epoch_seconds(row.expires_at)))
+            return loaded
 
         return await self.registry.get(scope_id, dimensions, load)
 

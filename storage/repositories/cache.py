@@ -39,10 +39,10 @@ class RemovedEntry:
 
 @dataclass(frozen=True, slots=True)
 class ScopeRow:
-    """One entry's vector as the index loads it."""
+    """One entry's vector as the index loads it: float32 bytes, or (older rows) the JSON list."""
 
     id: str
-    embedding: list[float]
+    vector: bytes | list[float]
     expires_at: datetime
 
 
@@ -105,14 +105,28 @@ async def find_exact(
 async def scope_rows(
     db: AsyncSession, tenant_id: str, scope_key: str, embedder: str, now: datetime
 ) -> list[ScopeRow]:
-    """The unexpired vectors of one scope made by one embedder (what an index loads)."""
-    statement = select(SemanticCache.id, SemanticCache.embedding, SemanticCache.expires_at).where(
+    """The unexpired vectors of one scope made by one embedder (what an index loads).
+
+    The binary ``vector`` column when set; the JSON ``embedding`` only for rows without it.
+    """
+    scope = (
         SemanticCache.tenant_id == tenant_id,
         SemanticCache.scope_key == scope_key,
         SemanticCache.embedder == embedder,
         SemanticCache.expires_at > now,
     )
-    return [ScopeRow(*row) for row in (await db.execute(statement)).all()]
+    binary = select(SemanticCache.id, SemanticCache.vector, SemanticCache.expires_at).where(
+        *scope, SemanticCache.vector.is_not(None)
+    )
+    rows = [
+        ScopeRow(entry_id, vector or b"", expires_at)
+        for entry_id, vector, expires_at in (await db.execute(binary)).all()
+    ]
+    legacy = select(SemanticCache.id, SemanticCache.embedding, SemanticCache.expires_at).where(
+        *scope, SemanticCache.vector.is_(None)
+    )
+    rows.extend(ScopeRow(*row) for row in (await db.execute(legacy)).all())
+    return rows
 
 
 async def get_entry(db: AsyncSession, tenant_id: str, entry_id: str) -> SemanticCache | None:

@@ -404,3 +404,25 @@ async def test_the_scheduled_pass_purges_expired_entries_by_itself(
                 return await repo.get_entry(db, env.tenant, entry_id) is None
 
         await eventually(purged)
+
+
+async def test_indexes_load_float32_vectors_and_rows_with_only_the_json_array(env: Env) -> None:
+    binary = await store(env, "ferries between the greek islands")
+    legacy = await store(env, "hiking trails in the swiss alps")
+    async with env.sessions() as db:
+        row = await repo.get_entry(db, env.tenant, binary)
+        assert row is not None and row.vector is not None and len(row.vector) == 256 * 4
+        # Short decimals in the JSON copy, not float32 noise digits.
+        assert all(len(repr(value)) <= 10 for value in row.embedding)
+        await db.execute(
+            update(SemanticCache).where(SemanticCache.id == legacy).values(vector=None)
+        )
+        await db.commit()
+    env.service.registry.clear()
+    for text, entry_id in (
+        ("ferries between the greek islands today", binary),
+        ("hiking trails in the swiss alps today", legacy),
+    ):
+        found = await lookup(env, text)
+        assert found.hit and not found.exact and found.entry is not None, text
+        assert found.entry.id == entry_id
