@@ -32,6 +32,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -269,6 +270,81 @@ def _pair(samples: list[float]) -> str:
     return f"{p50:.2f} / {p99:.2f} ms"
 
 
+async def _load_seconds(vectors: Matrix, size: int, folder: Path) -> float:
+    """Seconds a node takes to load a scope of ``size`` entries from a SQLite table."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from migrations.runner import upgrade
+    from server.cache import CacheOptions, CacheScope, SemanticCacheService
+    from server.hub.broker import MemoryBroker
+    from storage.base import new_uuid, utcnow
+    from storage.engine import create_engine, create_session_factory
+    from storage.models.cache import SemanticCache
+    from storage.repositories.tenancy import create_tenant
+
+    url = f"sqlite+aiosqlite:///{folder / f'load-{size}.db'}"
+    upgrade(url, "head")
+    engine = create_engine(url)
+    sessions = create_session_factory(engine)
+    embedder = WordLlamaEmbedder()
+    try:
+        async with sessions() as db:
+            tenant = await create_tenant(db, name="bench", api_key_hash="bench")
+            scope = CacheScope(tenant.id, "bench-model", 0.0, None, "sections")
+            expires = utcnow() + timedelta(hours=1)
+            for start in range(0, size, 5000):
+                rows = [
+                    {
+                        "id": new_uuid(),
+                        "prompt": f"entry {row}",
+                        "prompt_hash": f"hash {row}",
+                        "embedding": np.round(vectors[row].astype(np.float64), 6).tolist(),
+                        "vector": vectors[row].astype("<f4").tobytes(),
+                        "response": "answer",
+                        "model": scope.model,
+                        "expires_at": expires,
+                        "tenant_id": tenant.id,
+                        "scope_key": scope.key,
+                        "embedder": embedder.name,
+                    }
+                    for row in range(start, min(size, start + 5000))
+                ]
+                await db.execute(insert(SemanticCache), rows)
+            await db.commit()
+        options = CacheOptions(maintenance_interval_seconds=0)
+        async with (
+            MemoryBroker("bench") as broker,
+            SemanticCacheService(sessions, broker, embedder, options) as service,
+            sessions() as db,
+        ):
+            await embedder.embed(["load the model first"])
+            started = time.perf_counter()
+            found = await service.lookup(db, scope, "a question nobody asked")
+            elapsed = time.perf_counter() - started
+            assert found.similarity is not None
+            return elapsed
+    finally:
+        await engine.dispose()
+
+
+def load_rows(pairs: list[tuple[str, str]], sizes: Sequence[int], folder: Path) -> str:
+    """First lookup of a scope (loading its index from SQLite) at each size, as markdown."""
+    import asyncio
+
+    embedder = WordLlamaEmbedder()
+    largest = max(sizes)
+    vectors = normalize_rows(
+        np.random.default_rng(5).standard_normal((largest, embedder.dimensions))
+    )
+    lines = ["| entries in the scope | first lookup (loads the index from SQLite) |", "|---:|---:|"]
+    for size in sizes:
+        seconds = asyncio.run(_load_seconds(vectors, size, folder))
+        lines.append(f"| {size:,} | {seconds * 1000:.0f} ms |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print (or write) the markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -285,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_cost:
         sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
         report += ["", "Lookup cost (one core):", "", cost_rows(pairs, sizes)]
+        with tempfile.TemporaryDirectory() as folder:
+            report += ["", "Loading a scope:", "", load_rows(pairs, sizes, Path(folder))]
     text = "\n".join(report)
     print(text)
     if args.output is not None:
