@@ -106,6 +106,8 @@ class Settings:
     compose_events_poll_seconds: float = 1.0
     # An event stream ends after this long even if the job is still going (clients reconnect).
     compose_events_max_seconds: float = 900.0
+    # An event stream with nothing to report sends a comment this often (keeps proxies open).
+    compose_events_heartbeat_seconds: float = 15.0
     # How long the "Composer" stays in a live session's presence after the job finished.
     compose_presence_linger_seconds: float = 60.0
     # Prompts (server.prompts): characters of text in one version (content, sections and
@@ -351,6 +353,11 @@ class Settings:
             ),
             compose_events_max_seconds=number(
                 "PROMPT_STUDIO_COMPOSE_EVENTS_MAX_SECONDS", defaults.compose_events_max_seconds, 1.0
+            ),
+            compose_events_heartbeat_seconds=number(
+                "PROMPT_STUDIO_COMPOSE_EVENTS_HEARTBEAT_SECONDS",
+                defaults.compose_events_heartbeat_seconds,
+                0.1,
             ),
             compose_presence_linger_seconds=number(
                 "PROMPT_STUDIO_COMPOSE_PRESENCE_LINGER_SECONDS",

@@ -221,7 +221,11 @@ async def events(
             run_id,
             poll_seconds=settings.compose_events_poll_seconds,
             max_seconds=settings.compose_events_max_seconds,
+            heartbeat_seconds=settings.compose_events_heartbeat_seconds,
         ):
+            if event is None:
+                yield b": keepalive\n\n"
+                continue
             number += 1
             yield _sse(event, number)
 

@@ -152,30 +152,39 @@ async def watch(
     *,
     poll_seconds: float,
     max_seconds: float,
-) -> AsyncIterator[ComposeEvent]:
+    heartbeat_seconds: float,
+) -> AsyncIterator[ComposeEvent | None]:
     """The job's current state, then each change, ending after it finished (or ``max_seconds``).
 
     Changes made by this node's runner arrive at once (``feed``); those of other nodes at the
-    next re-read, every ``poll_seconds``.
+    next re-read, every ``poll_seconds``. ``None`` is a heartbeat: nothing changed for
+    ``heartbeat_seconds``.
     """
-    deadline = time.monotonic() + max_seconds
+    started = time.monotonic()
+    deadline = started + max_seconds
     last: tuple[str, str, int] | None = None
+    last_sent = started
     while True:
         async with sessions() as db:
             run = await jobs.get_run(db, scope, run_id)
         if run is None:
             raise ComposeNotFound(f"no compose job {run_id}")
         event = event_of(run)
+        now = time.monotonic()
         if event.key() != last:
-            last = event.key()
+            last, last_sent = event.key(), now
             yield event
+        elif now - last_sent >= heartbeat_seconds:
+            last_sent = now
+            yield None
         remaining = deadline - time.monotonic()
         if event.finished or remaining <= 0:
             return
+        wait = min(poll_seconds, remaining, max(0.0, last_sent + heartbeat_seconds - now))
         if feed is None:
-            await asyncio.sleep(min(poll_seconds, remaining))
+            await asyncio.sleep(wait)
         else:
-            await feed.wait(run_id, min(poll_seconds, remaining))
+            await feed.wait(run_id, wait)
 
 
 @dataclass(frozen=True, slots=True)

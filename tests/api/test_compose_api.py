@@ -380,3 +380,20 @@ async def test_with_a_model_cancel_on_the_running_node_stops_the_job_at_once(
             )
             assert script.requests_of("agent3") == []
             assert fake.chat_requests()[0].body["max_tokens"] == 800
+
+
+async def test_a_stream_of_a_waiting_job_sends_heartbeats_and_ends_after_its_maximum(
+    make_api: MakeApi,
+) -> None:
+    async with make_api(
+        compose_concurrency=0, compose_events_heartbeat_seconds=0.2, compose_events_max_seconds=1.0
+    ) as api:
+        ana = await api.account()
+        run_id = await _submit(api, ana)
+        stream = await api.call("GET", f"/api/compose/{run_id}/events", ana)
+        assert stream.status_code == 200
+        blocks = stream.text.strip().split("\n\n")
+        assert blocks[0].startswith("id: 1\nevent: progress\ndata: ")
+        assert json.loads(blocks[0].split("data: ", 1)[1])["status"] == "pending"
+        heartbeats = [b for b in blocks[1:] if b == ": keepalive"]
+        assert 2 <= len(heartbeats) <= 6 and len(heartbeats) == len(blocks) - 1

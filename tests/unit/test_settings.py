@@ -293,6 +293,7 @@ COMPOSE_VARIABLES: dict[str, tuple[str, float, float, float | None, str]] = {
     "PROMPT_STUDIO_COMPOSE_MAX_INPUT_CHARS": ("compose_max_input_chars", 20_000, 100, None, "99"),
     "PROMPT_STUDIO_COMPOSE_EVENTS_POLL_SECONDS": ("compose_events_poll_seconds", 1.0, 0.05, None, "0.01"),
     "PROMPT_STUDIO_COMPOSE_EVENTS_MAX_SECONDS": ("compose_events_max_seconds", 900.0, 1.0, None, "0.5"),
+    "PROMPT_STUDIO_COMPOSE_EVENTS_HEARTBEAT_SECONDS": ("compose_events_heartbeat_seconds", 15.0, 0.1, None, "0.09"),
     "PROMPT_STUDIO_COMPOSE_PRESENCE_LINGER_SECONDS": ("compose_presence_linger_seconds", 60.0, 0.0, None, "-1"),
 }  # fmt: skip
 
