@@ -199,8 +199,12 @@ class ComposeRunner:
                     await asyncio.shield(jobs.release(db, claim, self._clock()))
             raise
         except Exception:
-            logger.exception("compose job %d crashed", claim.run_id)
-            await self._finish_failed(job, "internal error while running the job")
+            # E.g. the database went away mid-stage: give the job back to be retried (counted,
+            # so a job that keeps crashing is failed by the sweep after max_attempts).
+            logger.exception("compose job %d crashed; giving it back", claim.run_id)
+            with contextlib.suppress(Exception):
+                async with self._sessions() as db:
+                    await jobs.release(db, claim, self._clock(), counted=True)
         finally:
             self._jobs.pop(claim.run_id, None)
             self._wakeup.set()  # a slot is free

@@ -278,8 +278,8 @@ async def sweep(db: AsyncSession, now: datetime, *, max_attempts: int) -> list[i
         .where(expired, table.attempts >= max_attempts)
         .values(
             status="failed",
-            error=f"the job was interrupted {max_attempts} time(s) (its server stopped while "
-            "running it); giving up",
+            error=f"the job was interrupted {max_attempts} time(s) (its server stopped or failed "
+            "while running it); giving up",
             finished_at=now,
             updated_at=now,
         )
@@ -385,15 +385,17 @@ async def fail(db: AsyncSession, claim: Claim, now: datetime, *, error: str) -> 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def release(db: AsyncSession, claim: Claim, now: datetime) -> bool:
-    """Give the job back (this node is shutting down): another node may claim it at once.
+async def release(db: AsyncSession, claim: Claim, now: datetime, *, counted: bool = False) -> bool:
+    """Give the job back: any node (this one too) may claim it at once.
 
-    The interrupted claim does not count as an attempt: the job did not fail, its node left.
+    A node shutting down gives its jobs back uncounted (the job did not fail, its node left);
+    a job that crashed is given back ``counted``, so repeated crashes end in :func:`sweep`.
     """
+    attempts = claim.attempt if counted else claim.attempt - 1
     result = await db.execute(
         update(AgentComposeRun)
         .where(_fenced(claim))
-        .values(lease_expires_at=now, attempts=claim.attempt - 1, updated_at=now)
+        .values(lease_expires_at=now, attempts=attempts, updated_at=now)
     )
     await db.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]

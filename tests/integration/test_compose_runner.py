@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.compose import offline
+from server.compose.agents import JobSpec
 from server.compose.models import ComposeInput, to_json
+from server.compose.pipeline import Agents
 from server.compose.runner import ComposeRunner, RunnerLimits
 from storage.base import utcnow
 from storage.engine import create_engine, create_session_factory
@@ -315,7 +319,7 @@ async def test_a_job_interrupted_too_often_is_failed_with_a_reason(
     assert run.status == "failed"
     assert (
         run.error
-        == "the job was interrupted 2 time(s) (its server stopped while running it); giving up"
+        == "the job was interrupted 2 time(s) (its server stopped or failed while running it); giving up"
     )
 
 
@@ -476,3 +480,30 @@ async def test_a_runner_never_takes_over_a_job_it_runs_itself(
         assert other is not None and (other.run_id, other.attempt) == (run_id, 2)
         assert await jobs.renew(db, first, later, lease_seconds=1) == (False, False)
         assert await jobs.renew(db, other, later, lease_seconds=1) == (True, False)
+
+
+class _Crashing:
+    """Agents that fail in a way the runner does not expect (not a stage error)."""
+
+    calls = 0
+
+    async def run(self, stage: str, request: ComposeInput, previous: Any) -> Any:
+        _Crashing.calls += 1
+        raise RuntimeError("boom")
+
+
+async def test_a_job_that_keeps_crashing_is_retried_then_failed_with_the_reason(
+    sessions: async_sessionmaker[AsyncSession], scope: jobs.Scope
+) -> None:
+    @contextlib.asynccontextmanager
+    async def crashing(spec: JobSpec) -> AsyncIterator[Agents]:
+        yield _Crashing()
+
+    _Crashing.calls = 0
+    run_id = await submit(sessions, scope, "Test things")
+    limits = RunnerLimits(concurrency=1, lease_seconds=3.0, poll_seconds=0.05, max_attempts=3)
+    async with ComposeRunner(sessions, node_id="n", agents_for=crashing, limits=limits):
+        run = await finished(sessions, run_id)
+    assert run.status == "failed" and run.attempts == 3
+    assert run.error is not None and run.error.startswith("the job was interrupted 3 time(s)")
+    assert _Crashing.calls == 3
