@@ -82,6 +82,19 @@ class ApiModel(BaseModel):
     )
 
 
+class AliasModel(ApiModel):
+    """An :class:`ApiModel` with field aliases (camelCase JSON keys such as ``maxTokens``) that
+    may also be built from the attribute names."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        from_attributes=True,
+        strict=True,
+        populate_by_name=True,
+    )
+
+
 def reject_null(value: object) -> object:
     """A ``mode="before"`` field validator: the field may be left out, but not set to null.
 

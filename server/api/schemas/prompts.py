@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from server.api.types import (
+    AliasModel,
     ApiModel,
     Description,
     LongText,
@@ -32,14 +33,6 @@ MAX_VERSION = 2**31 - 1
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION, strict=True)]
 #: At most this many variable values in one render request.
 MAX_RENDER_VALUES = 1_000
-
-
-class AliasModel(ApiModel):
-    """An :class:`ApiModel` that may be built from attribute names too (``llm_config``)."""
-
-    model_config = ConfigDict(
-        extra="forbid", allow_inf_nan=False, from_attributes=True, populate_by_name=True
-    )
 
 
 class Sections(ApiModel):
