@@ -146,9 +146,27 @@ class VectorIndex:
 
     def merge_loaded(self, rows: Iterable[LoadedRow]) -> None:
         """Add what the table held, except entries changed or removed since the load began."""
-        for row in rows:
-            if row.entry_id not in self._rows and row.entry_id not in self._tombstones:
-                self.add(row.entry_id, row.vector, row.expires_at)
+        fresh = [
+            row
+            for row in rows
+            if row.entry_id not in self._rows
+            and row.entry_id not in self._tombstones
+            and row.vector.shape == (self.dimensions,)
+        ]
+        if fresh:
+            # One copy and one projection for the whole load, not one per row.
+            start = len(self._ids)
+            end = start + len(fresh)
+            while end > self._matrix.shape[0]:
+                self._grow()
+            block = np.stack([row.vector for row in fresh]).astype(np.float32, copy=False)
+            self._matrix[start:end] = block
+            self._expires[start:end] = [row.expires_at for row in fresh]
+            if self._uses_projection:
+                self._projected[start:end] = block @ _projection(self.dimensions)
+            for offset, row in enumerate(fresh):
+                self._ids.append(row.entry_id)
+                self._rows[row.entry_id] = start + offset
         self._tombstones.clear()
         self.loading = False
 

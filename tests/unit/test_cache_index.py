@@ -165,3 +165,13 @@ async def test_an_entry_moving_scope_leaves_its_old_scope() -> None:
     assert first.ids == [] and second.ids == ["a"]
     registry.clear()
     assert len(registry) == 0
+
+
+def test_a_load_merges_in_one_block_and_skips_vectors_of_another_length() -> None:
+    index = VectorIndex(3)
+    index.loading = True
+    rows = [LoadedRow(f"r{number}", unit(1, number, 0), LATER) for number in range(40)]
+    index.merge_loaded([*rows, LoadedRow("short", np.ones(2, dtype=np.float32), LATER)])
+    assert len(index) == 40 and "short" not in index and not index.loading
+    assert index.search(unit(1, 39, 0), NOW)[0] == "r39"
+    assert index.search(unit(1, 0, 0), NOW)[0] == "r0"
