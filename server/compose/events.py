@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,24 +85,30 @@ class ComposeObserver(Protocol):
 
 
 class ChangeFeed:
-    """Wakes local waiters when a job changes. Holds nothing for jobs nobody waits on."""
+    """Wakes local watchers when a job changes. Holds nothing for jobs nobody watches.
+
+    A watcher registers *before* it reads the job and clears its signal before each read, so a
+    change made while it reads or writes out an event is never missed (only coalesced).
+    """
 
     def __init__(self) -> None:
-        self._signals: dict[int, asyncio.Event] = {}
+        self._listeners: dict[int, set[asyncio.Event]] = {}
 
     def notify(self, run_id: int) -> None:
-        """Wake everyone waiting on ``run_id``."""
-        signal = self._signals.pop(run_id, None)
-        if signal is not None:
+        """Wake everyone watching ``run_id``."""
+        for signal in self._listeners.get(run_id, ()):
             signal.set()
 
-    async def wait(self, run_id: int, timeout: float) -> None:
-        """Return when ``run_id`` changes here, or after ``timeout`` seconds."""
-        signal = self._signals.get(run_id)
-        if signal is None:
-            signal = self._signals[run_id] = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(signal.wait(), timeout)
-        if self._signals.get(run_id) is signal and not signal.is_set():
-            # Timed out: drop the signal unless another waiter still holds it (they re-create).
-            del self._signals[run_id]
+    @contextlib.contextmanager
+    def listen(self, run_id: int) -> Iterator[asyncio.Event]:
+        """A signal set whenever ``run_id`` changes here, for the ``with`` block."""
+        signal = asyncio.Event()
+        self._listeners.setdefault(run_id, set()).add(signal)
+        try:
+            yield signal
+        finally:
+            listeners = self._listeners.get(run_id)
+            if listeners is not None:
+                listeners.discard(signal)
+                if not listeners:
+                    del self._listeners[run_id]

@@ -7,6 +7,7 @@ Each takes the caller's :class:`~storage.repositories.compose.Scope`; another te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -164,27 +165,31 @@ async def watch(
     deadline = started + max_seconds
     last: tuple[str, str, int] | None = None
     last_sent = started
-    while True:
-        async with sessions() as db:
-            run = await jobs.get_run(db, scope, run_id)
-        if run is None:
-            raise ComposeNotFound(f"no compose job {run_id}")
-        event = event_of(run)
-        now = time.monotonic()
-        if event.key() != last:
-            last, last_sent = event.key(), now
-            yield event
-        elif now - last_sent >= heartbeat_seconds:
-            last_sent = now
-            yield None
-        remaining = deadline - time.monotonic()
-        if event.finished or remaining <= 0:
-            return
-        wait = min(poll_seconds, remaining, max(0.0, last_sent + heartbeat_seconds - now))
-        if feed is None:
-            await asyncio.sleep(wait)
-        else:
-            await feed.wait(run_id, wait)
+    with feed.listen(run_id) if feed is not None else contextlib.nullcontext() as changed:
+        while True:
+            if changed is not None:
+                changed.clear()  # before reading: a change made from now on wakes us again
+            async with sessions() as db:
+                run = await jobs.get_run(db, scope, run_id)
+            if run is None:
+                raise ComposeNotFound(f"no compose job {run_id}")
+            event = event_of(run)
+            now = time.monotonic()
+            if event.key() != last:
+                last, last_sent = event.key(), now
+                yield event
+            elif now - last_sent >= heartbeat_seconds:
+                last_sent = now
+                yield None
+            remaining = deadline - time.monotonic()
+            if event.finished or remaining <= 0:
+                return
+            wait = min(poll_seconds, remaining, max(0.0, last_sent + heartbeat_seconds - now))
+            if changed is None:
+                await asyncio.sleep(wait)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), wait)
 
 
 @dataclass(frozen=True, slots=True)

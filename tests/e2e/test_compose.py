@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,19 @@ async def test_sse_and_the_composer_participant_follow_a_job(
     server_database_url: str, tmp_path: Path, fake: FakeOpenAI
 ) -> None:
     script = AgentScript(fake)
-    # Every stage takes a moment, so each stage change is its own event.
-    script.before = lambda stage: fake.fail_next("slow_first_token", delay=0.4)
+    # The converter answers only once the stream is open (a late client would rightly start
+    # from a later stage); every stage after it takes a moment, so each change is its own event.
+    connected = threading.Event()
+
+    def pace(stage: str) -> None:
+        if stage == "agent1":
+            connected.wait(timeout=20.0)
+        fake.fail_next("slow_first_token", delay=0.4)
+
+    script.before = pace
     ana, bob = await create_accounts(server_database_url, ["Ana", "Bob"])
-    async with running_server(server_database_url, tmp_path, llm_env(fake)) as server:
+    env = llm_env(fake, PROMPT_STUDIO_COMPOSE_PRESENCE_LINGER_SECONDS="1")
+    async with running_server(server_database_url, tmp_path, env) as server:
         session = await create_session(server, ana, "draft")
         async with JsonClient(server.ws_base, session["share_token"], bob.token) as watcher:
             run_id = await submit(server, ana, "Test things", session_id=session["id"])
@@ -93,7 +103,9 @@ async def test_sse_and_the_composer_participant_follow_a_job(
                         name = line.removeprefix("event: ")
                     elif line.startswith("data: "):
                         events.append((name, json.loads(line.removeprefix("data: "))))
-            seen = [(n, e["stage"], e["progress"]) for n, e in events if e["status"] != "pending"]
+                        connected.set()
+            # Progress 0: pending, or claimed a moment before the converter starts.
+            seen = [(n, e["stage"], e["progress"]) for n, e in events if e["progress"] > 0]
             assert seen == [
                 ("progress", "agent1", 10),
                 ("progress", "agent2", 40),
@@ -124,6 +136,16 @@ async def test_sse_and_the_composer_participant_follow_a_job(
                 if m.get("type") == "presence" and (m.get("state") or {}).get("name") == "Composer"
             ]
             assert "agent2" in stages and stages[-1] == "done"
+            # After lingering with its suggestion, the participant leaves.
+            left = await watcher.wait_for(
+                lambda m: (
+                    m.get("type") == "presence"
+                    and m.get("event") == "remove"
+                    and m.get("client_id") == final["client_id"]
+                ),
+                timeout=10.0,
+            )
+            assert left["user_id"] == f"composer:{run_id}"
 
 
 async def test_a_job_survives_sigkill_and_finishes_from_its_last_finished_stage(
