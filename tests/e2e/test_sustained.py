@@ -7,14 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import sqlite3
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pycrdt
 import pytest
 from sqlalchemy import func, select
@@ -34,6 +31,7 @@ from storage.models import EditHistory
 from tests.support.accounts import Account, create_accounts
 from tests.support.api import call, create_session, grant, has_content
 from tests.support.json_client import JsonClient
+from tests.support.locks import write_lock
 from tests.support.server_process import ServerProcess, running_server
 from tests.support.waiting import eventually
 from tests.support.yjs_client import YjsNodeClient, node_unavailable_reason
@@ -44,28 +42,6 @@ BASE_ENV = {
     "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS": "0.5",
     "PROMPT_STUDIO_PRESENCE_DEBOUNCE_SECONDS": "0.2",
 }
-
-
-@contextlib.asynccontextmanager
-async def write_lock(database_url: str) -> AsyncIterator[None]:
-    """Hold the write lock the history writer needs (SQLite: the database's; PostgreSQL:
-    ``edit_history``'s), as a long competing transaction would, until the block ends."""
-    if database_url.startswith("sqlite"):
-        conn = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        return
-    pg = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        async with pg.transaction():
-            await pg.execute("LOCK TABLE edit_history IN EXCLUSIVE MODE")
-            yield
-    finally:
-        await pg.close()
 
 
 async def history_rows(database_url: str, session_ids: list[str]) -> int:

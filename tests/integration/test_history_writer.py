@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import delete, func, select, update
@@ -35,6 +33,7 @@ from storage.models import CollaborationSession, DocumentUpdate, EditHistory, Se
 from storage.repositories.collaboration import create_session, load_document
 from storage.sqlite_thread import sqlite_file_of
 from tests.support.accounts import create_accounts
+from tests.support.locks import write_lock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -271,33 +270,12 @@ async def test_a_commit_someone_waits_for_does_not_linger(
         assert writer.commits == 1
 
 
-@contextlib.asynccontextmanager
-async def commits_blocked(database_url: str) -> AsyncIterator[None]:
-    """Hold the lock a commit needs (SQLite: the write lock; PostgreSQL: edit_history's)."""
-    if database_url.startswith("sqlite"):
-        conn = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        return
-    pg = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        async with pg.transaction():
-            await pg.execute("LOCK TABLE edit_history IN EXCLUSIVE MODE")
-            yield
-    finally:
-        await pg.close()
-
-
 async def test_the_backlog_admits_up_to_its_bound_and_again_once_stored(
     db_setup: Any, writer_for: Callable[..., HistoryWriter], migrated_database_url: str
 ) -> None:
     sessions, user_id, ids = db_setup
     async with writer_for(sessions, linger_seconds=0.0, max_pending_edits=3) as writer:
-        async with commits_blocked(migrated_database_url):
+        async with write_lock(migrated_database_url):
             futures = []
             for n in range(3):
                 assert writer.admit()
@@ -317,7 +295,7 @@ async def test_the_byte_bound_counts_updates_and_texts(
 ) -> None:
     sessions, user_id, ids = db_setup
     async with writer_for(sessions, linger_seconds=0.0, max_pending_bytes=4096) as writer:
-        async with commits_blocked(migrated_database_url):
+        async with write_lock(migrated_database_url):
             assert writer.admit()
             big = HistoryEntry(ids[0], user_id, {"type": "insert", "position": 0}, "x" * 4000)
             done = writer.submit(ids[0], [big], None)
