@@ -73,12 +73,8 @@ class UpdateLogs:
         for session_id, log in self._logs.items():
             if log.retry_at > now:
                 continue
-            urgent = session_id in self._requested or (self.closing and log.rows > 0)
-            if not urgent and not (
-                log.rows >= self._after_rows
-                or (log.rows and log.size >= max(self._min_bytes, log.snapshot_size))
-                or (log.rows and now - log.since >= self._after_seconds)
-            ):
+            urgent = self._urgent(session_id, log)
+            if not urgent and not (self._large(log) or (log.rows and now >= self._old_at(log))):
                 continue
             key = (0 if urgent else 1, log.since, session_id)
             if best is None or key < best:
@@ -87,12 +83,25 @@ class UpdateLogs:
 
     def seconds_to_next(self, now: float) -> float | None:
         """How long until a log becomes due by age or a failed fold may be retried."""
-        times = [
-            max(log.since + self._after_seconds, log.retry_at) - now
-            for log in self._logs.values()
-            if log.rows
-        ]
+        times = []
+        for session_id, log in self._logs.items():
+            if self._urgent(session_id, log) or self._large(log):
+                # Due already: only a failed fold's back-off holds it.
+                times.append(log.retry_at - now)
+            elif log.rows:
+                times.append(max(self._old_at(log), log.retry_at) - now)
         return max(0.0, min(times)) if times else None
+
+    def _urgent(self, session_id: str, log: _Log) -> bool:
+        return session_id in self._requested or (self.closing and log.rows > 0)
+
+    def _large(self, log: _Log) -> bool:
+        return log.rows >= self._after_rows or bool(
+            log.rows and log.size >= max(self._min_bytes, log.snapshot_size)
+        )
+
+    def _old_at(self, log: _Log) -> float:
+        return log.since + self._after_seconds
 
     def folded(self, session_id: str, rows: int, size: int, snapshot_size: int, now: float) -> bool:
         """The ``rows``/``size`` counted when the fold started are folded; rows committed

@@ -361,6 +361,13 @@ async def test_a_log_as_large_as_its_snapshot_is_folded_and_a_failed_fold_blocks
                 writer.submit(ids[0], [entry(ids[0], user_id, n)], change.update), timeout=10
             )
         await writer.flush()
+        # flush() does not wait out a failed fold's back-off (50 ms); all the commits may land
+        # before it ends. The retry then comes by itself: wait for it, bounded.
+        for _ in range(200):
+            if writer.compactions:
+                break
+            await asyncio.sleep(0.05)
+            await writer.flush()
         assert writer.failures == 1 and writer.compactions >= 1
         async with sessions() as db:
             persisted = await load_document(db, ids[0])

@@ -75,3 +75,25 @@ def test_on_shutdown_every_log_with_rows_is_due_and_empty_ones_are_not() -> None
     assert book.next_due(0.0) == "a"
     book.folded("a", 1, 1, snapshot_size=5, now=0.0)
     assert book.next_due(0.0) is None
+
+
+def test_a_failed_fold_of_a_large_log_is_retried_after_its_back_off_not_its_age() -> None:
+    # The writer sleeps for seconds_to_next(); a log due by size whose fold failed must wake it
+    # when the back-off ends, not when the log becomes old (after_seconds later).
+    book = logs()
+    book.logged("big", 1000, now=0.0)
+    assert book.next_due(0.0) == "big"
+    delay = book.failed("big", now=0.0)
+    assert book.next_due(0.0) is None
+    assert book.seconds_to_next(0.0) == delay
+    assert book.next_due(delay) == "big"
+
+
+def test_a_requested_fold_that_failed_is_retried_after_its_back_off() -> None:
+    book = logs()
+    book.logged("small", 1, now=0.0)
+    book.request("small")
+    book.failed("small", now=0.0)
+    book.request("small")  # unloading asks again
+    assert book.seconds_to_next(0.0) == 0.05
+    assert book.seconds_to_next(10.0) == 0.0
