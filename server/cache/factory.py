@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.cache.embedder_openai import OpenAIEmbedder
 from server.cache.embedders import Embedder, HashingEmbedder, WordLlamaEmbedder
 from server.cache.results import CacheOptions
 from server.cache.service import SemanticCacheService
@@ -24,6 +23,8 @@ def create_embedder(settings: Settings) -> Embedder:
     if settings.cache_embedder == "hashing":
         return HashingEmbedder()
     if settings.cache_embedder == "openai":
+        from server.cache.embedder_openai import OpenAIEmbedder  # the openai package is heavy
+
         return OpenAIEmbedder(
             model=settings.cache_embedding_model,
             base_url=settings.cache_embedding_base_url or settings.llm_base_url,

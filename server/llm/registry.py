@@ -17,12 +17,14 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from server.llm.base import Provider, UnknownModel
 from server.llm.endpoints import Endpoint
 from server.llm.offline import OFFLINE_MODEL, OfflineProvider
-from server.llm.openai_provider import OpenAICompatibleProvider
+
+if TYPE_CHECKING:
+    from server.llm.openai_provider import OpenAICompatibleProvider
 
 Source = Literal["offline", "server", "tenant"]
 
@@ -145,6 +147,10 @@ class ProviderRegistry:
             await provider.aclose()
 
     def _new_provider(self, endpoint: Endpoint) -> OpenAICompatibleProvider:
+        # Imported on first use: the openai package costs ~0.3 s of every start-up, and a
+        # server without an LLM endpoint never needs it.
+        from server.llm.openai_provider import OpenAICompatibleProvider
+
         return OpenAICompatibleProvider(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key,
