@@ -37,6 +37,15 @@ RATE_VIOLATIONS_BEFORE_CLOSE = 50
 
 async def collaboration_socket(websocket: WebSocket) -> None:
     """Serve one collaboration websocket from accept to close."""
+    hub = services_of(websocket).hub
+    hub.open_sockets += 1
+    try:
+        await _serve_socket(websocket)
+    finally:
+        hub.open_sockets -= 1
+
+
+async def _serve_socket(websocket: WebSocket) -> None:
     services = services_of(websocket)
     await websocket.accept()
     origin_allowed = origin_policy(services.settings.allowed_origins).allows_socket(

@@ -73,6 +73,8 @@ class Hub:
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._unloading: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+        # Collaboration sockets being served (admission included), for the operator's counts.
+        self.open_sockets = 0
         broker.add_reconnect_listener(self._on_broker_reconnected)
         presence.source = self._connected_members
 
@@ -211,6 +213,10 @@ class Hub:
         )
         room.active = bool(row.is_active)
         return room
+
+    def lifecycle_counts(self) -> tuple[int, int, int]:
+        """Rooms being loaded, being unloaded, and waiting out their unload grace."""
+        return len(self._loading), len(self._unloading), len(self._unload_timers)
 
     async def refresh_op_ids(self, room: Room, user_id: str) -> None:
         """Read a joining user's last stored op ids into the room (see :mod:`server.hub.op_ids`):
