@@ -188,6 +188,17 @@ def _answer_resend(
             )
         )
         return
+    if landed.remote:
+        conn.send_json(
+            error_message(
+                "op_unconfirmed",
+                f"op_id {op_id!r} was applied on another server node and is not known here to "
+                "be stored yet; it is in the document, so do not send it again under a new id",
+                msg_id,
+                field="op_id",
+            )
+        )
+        return
     # The op is in the document already; the client has seen it in its welcome's content (or
     # in the stream), so this ack carries no op to apply, only the revision it has reached.
     rev = room.rev

@@ -27,10 +27,15 @@ def op_digest(op: dict[str, Any]) -> str:
 @dataclass(slots=True)
 class LandedOp:
     """An op the room applied (or found already done): its digest and, while its history row
-    is being committed, the future that resolves when it is durable (None once known stored)."""
+    is being committed, the future that resolves when it is durable (None once known stored).
+
+    ``remote`` marks an op another node applied and announced (over the broker) before this
+    node could read its row: it is in the document, but not known here to be stored yet.
+    """
 
     digest: str | None
     durable: asyncio.Future[list[int]] | None = None
+    remote: bool = False
 
 
 class OpLedger:
@@ -56,12 +61,22 @@ class OpLedger:
         while len(ops) > self.per_user:
             ops.popitem(last=False)
 
+    def record_remote(self, user_id: str, op_id: str, digest: str) -> None:
+        """Remember an op another node applied (unless this node knows it already)."""
+        if self.find(user_id, op_id) is None:
+            self.record(user_id, op_id, LandedOp(digest, remote=True))
+
     def merge_stored(self, user_id: str, stored: Iterable[tuple[str, str | None]]) -> None:
-        """Add ids read from storage (oldest first) ahead of those applied here since."""
+        """Add ids read from storage (oldest first) ahead of those applied here since; a
+        remote op found stored is known durable from now on."""
         ops = self._users.get(user_id, OrderedDict())
-        merged: OrderedDict[str, LandedOp] = OrderedDict(
-            (op_id, LandedOp(digest)) for op_id, digest in stored if op_id not in ops
-        )
+        merged: OrderedDict[str, LandedOp] = OrderedDict()
+        for op_id, digest in stored:
+            known = ops.get(op_id)
+            if known is None:
+                merged[op_id] = LandedOp(digest)
+            elif known.remote:
+                known.remote = False
         merged.update(ops)
         while len(merged) > self.per_user:
             merged.popitem(last=False)

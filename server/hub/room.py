@@ -55,6 +55,9 @@ class Peers(Protocol):
     def publish_awareness(self, user_id: str, payload: bytes) -> None:
         """Send awareness entries of a local client to the other nodes."""
 
+    def publish_op_landed(self, user_id: str, op_id: str, digest: str) -> None:
+        """Tell the other nodes a local JSON client's op with this op id was applied."""
+
 
 class Room:
     """One document being edited on this node."""
@@ -283,6 +286,8 @@ class Room:
         operations = self._fan_out(change, user_id=user_id, author=author)
         if change.update and self.peers is not None:
             self.peers.publish_update(user_id, change.update)
+            if client_op is not None:
+                self.peers.publish_op_landed(user_id, *client_op)
         checkpoint = self._take_checkpoint(change)
         last = len(operations) - 1
         entries = [

@@ -22,6 +22,7 @@ from tests.e2e.test_cluster import (  # noqa: F401  (fixtures used by name)
     start_cluster,
 )
 from tests.e2e.test_op_resend_e2e import op_frame, reply
+from tests.support.locks import write_lock
 from tests.support.private_redis import PrivateRedis
 from tests.support.waiting import eventually
 
@@ -90,3 +91,40 @@ async def test_an_op_resent_to_the_other_node_lands_once(two_nodes: Cluster) -> 
     await eventually(content_settled, timeout=15)
     assert await rows_with_op_id(two_nodes, session["id"], "ana-1") == 1
     assert await rows_with_op_id(two_nodes, session["id"], "ana-2") == 1
+
+
+async def test_an_op_resent_to_another_node_before_it_is_stored_is_not_applied_again(
+    two_nodes: Cluster,
+) -> None:
+    """While node A's history commit is held up, node B knows the op from A's broadcast: it is
+    listed as landed and a resend is refused (``op_unconfirmed``), not applied; once stored,
+    a resend to B gets its duplicate ack."""
+    a_node, b_node = two_nodes.nodes
+    ana, ben, _ = two_nodes.others
+    session = await two_nodes.session("base")
+    async with json_client(b_node, session, ben) as watcher:
+        on_a = await json_client(a_node, session, ana).connect()
+        async with write_lock(two_nodes.database_url):
+            await on_a.send(op_frame("m1", "ana-slow", on_a.rev, "S"))
+            await watcher.wait_text("Sbase")  # fanned out through Redis, not yet stored
+            on_b = await json_client(b_node, session, ana).connect()
+            try:
+                assert on_b.welcome is not None
+                assert on_b.welcome["landed_op_ids"] == ["ana-slow"]
+                assert on_b.welcome["content"] == "Sbase"
+                await on_b.send(op_frame("m1", "ana-slow", on_b.rev, "S"))
+                refused = await reply(on_b, "m1")
+                assert refused["type"] == "error" and refused["code"] == "op_unconfirmed"
+            finally:
+                await on_b.drop()
+            assert not any(m.get("type") == "ack" for m in on_a.messages)
+        assert (await reply(on_a, "m1"))["type"] == "ack"  # stored now
+        await on_a.drop()
+        again = await json_client(b_node, session, ana).connect()
+        try:
+            await again.send(op_frame("m1", "ana-slow", again.rev, "S"))
+            assert (await reply(again, "m1"))["duplicate"] is True
+            assert again.text == "Sbase" and watcher.text == "Sbase"
+        finally:
+            await again.close()
+    assert await rows_with_op_id(two_nodes, session["id"], "ana-slow") == 1

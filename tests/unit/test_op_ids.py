@@ -58,3 +58,15 @@ def test_op_id_settings_default_parse_and_refuse_values_past_their_edges(
         Settings.from_env({name: str(maximum + 1)})
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: "many"})
+
+
+def test_a_remote_op_is_known_until_found_stored_then_durable() -> None:
+    ledger = OpLedger(per_user=3, max_id_chars=64)
+    ledger.record("u1", "local", LandedOp("dl"))
+    ledger.record_remote("u1", "local", "other")  # a local op is never overwritten by a peer's
+    ledger.record_remote("u1", "far", "df")
+    far = ledger.find("u1", "far")
+    assert far is not None and far.remote and ledger.find("u1", "local") == LandedOp("dl")
+    ledger.merge_stored("u1", [("far", "df")])
+    assert ledger.find("u1", "far") == LandedOp("df")  # stored: no longer remote
+    assert ledger.landed_ids("u1") == ["local", "far"]
