@@ -79,6 +79,7 @@ class OursTarget(Target):
         nodes: int = 1,
         redis_url: str | None = None,
         postgres: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         """Describe the server (``nodes`` processes); :meth:`start` launches it."""
         if nodes < 1:
@@ -99,6 +100,7 @@ class OursTarget(Target):
         self._created_db: str | None = None
         self._processes: list[ManagedProcess] = []
         self._tokens: list[tuple[str, str]] = []  # (user_id, token) per slot
+        self._extra_env = dict(env or {})
 
     @property
     def base_url(self) -> str:
@@ -125,6 +127,7 @@ class OursTarget(Target):
             self.database_url = f"sqlite+aiosqlite:///{self._tmp / 'loadtest.db'}"
         env = base_env()
         env.update(DATABASE_URL=self.database_url, HOST=LOOPBACK, LOG_LEVEL=self.log_level)
+        env.update(self._extra_env)
         env.pop("REDIS_URL", None)
         env.pop("PROMPT_STUDIO_NODE_ID", None)
         if not self.database_url.startswith("sqlite"):

@@ -106,6 +106,8 @@ def create_app(settings: Settings) -> FastAPI:
                         broker,
                         unload_grace_seconds=settings.unload_grace_seconds,
                         awareness_limits=AwarenessLimits.from_settings(settings),
+                        op_ids_per_user=settings.op_ids_per_user,
+                        op_id_max_chars=settings.op_id_max_chars,
                     )
                 )
                 admission = await stack.enter_async_context(

@@ -57,6 +57,10 @@ class Settings:
     presence_debounce_seconds: float = 15.0
     # Outgoing messages queued per connection before a slow consumer is closed (1013).
     send_queue_limit: int = 1024
+    # JSON op ids (idempotent resend, see server.hub.op_ids): how many of each user's last op
+    # ids a room remembers and reads back at a join, and the longest op id accepted.
+    op_ids_per_user: int = 100
+    op_id_max_chars: int = 64
     # Awareness (presence) caps, see server.hub.awareness: client ids one connection may
     # announce, entries one message may declare (more: dropped unread), states one room holds,
     # and the size (JSON bytes) and nesting depth of one state.
@@ -281,6 +285,12 @@ class Settings:
             ),
             send_queue_limit=integer(
                 "PROMPT_STUDIO_SEND_QUEUE_LIMIT", defaults.send_queue_limit, 16
+            ),
+            op_ids_per_user=integer(
+                "PROMPT_STUDIO_OP_IDS_PER_USER", defaults.op_ids_per_user, 1, 10_000
+            ),
+            op_id_max_chars=integer(
+                "PROMPT_STUDIO_OP_ID_MAX_CHARS", defaults.op_id_max_chars, 8, 1024
             ),
             awareness_ids_per_connection=integer(
                 "PROMPT_STUDIO_AWARENESS_IDS_PER_CONNECTION",

@@ -27,6 +27,8 @@ HISTORY_COLUMNS = (
     "content_before",
     "content_after",
     "node_id",
+    "client_op_id",
+    "client_op_digest",
     "created_at",
 )
 """The ``edit_history`` columns a batch row gives values for, in this order."""

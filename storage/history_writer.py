@@ -75,6 +75,9 @@ class HistoryEntry:
     content_before: str | None = None
     content_after: str | None = None
     node_id: str | None = None
+    # A JSON client's own id for the op this row ends, and a digest of the op as it sent it.
+    client_op_id: str | None = None
+    client_op_digest: str | None = None
 
     def size(self) -> int:
         """Bytes this entry is counted as while it waits (see ``max_pending_bytes``)."""
@@ -353,6 +356,8 @@ class HistoryWriter:
                 e.content_before,
                 e.content_after,
                 e.node_id,
+                e.client_op_id,
+                e.client_op_digest,
                 now,
             )
             for item in batch.pending

@@ -33,6 +33,7 @@ __all__ = ["SqliteBatchInserter"]
 _UPDATE_COLUMNS = ("session_id", "data", "created_at")
 # Rows per INSERT statement: well under SQLite's limit of 32,766 bound parameters.
 _ROWS_PER_STATEMENT = 500
+_ROW_PLACEHOLDERS = "(" + ",".join("?" * len(HISTORY_COLUMNS)) + ")"
 
 
 class SqliteBatchInserter:
@@ -93,7 +94,7 @@ class SqliteBatchInserter:
             ids: list[int] = []
             for start in range(0, len(history), _ROWS_PER_STATEMENT):
                 chunk = history[start : start + _ROWS_PER_STATEMENT]
-                placeholders = ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
+                placeholders = ",".join([_ROW_PLACEHOLDERS] * len(chunk))
                 cursor = conn.execute(
                     f"INSERT INTO edit_history ({','.join(HISTORY_COLUMNS)}) "
                     f"VALUES {placeholders} RETURNING id",

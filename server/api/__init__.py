@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.api import (
+    admin_debug,
     admin_marketplace,
     admin_tenants,
     auth,
@@ -32,6 +33,7 @@ def api_router() -> APIRouter:
         tenant,
         admin_tenants,
         admin_marketplace,
+        admin_debug,
         sessions,
         session_members,
         session_history,

@@ -9,7 +9,11 @@ Each loaded room has a :class:`RoomLink` on the channel ``session:{id}``. Messag
 - ``sync-reply``: ``varstring requester, varbytes update, varbytes state_vector`` — what the
   requester lacked, plus the replier's state vector so the requester can send back what the
   replier lacks (a two-way exchange);
-- ``control``: JSON — a role change, a removed member, a deactivated session.
+- ``control``: JSON — a role change, a removed member, a deactivated session;
+- ``op-landed``: ``varstring user_id, varstring op_id, varstring digest`` — a JSON op with a
+  client op id was applied on the sending node (sent right after its update), so a resend of it
+  to this node is not applied again before its history row can be read (see
+  :mod:`server.hub.op_ids`).
 
 Outgoing messages go through a bounded outbox drained by one task, which coalesces consecutive
 updates of one user into one merged update. Pub/sub may lose messages; a lost one is noticed by
@@ -46,6 +50,7 @@ AWARENESS = "awareness"
 SYNC_REQUEST = "sync-request"
 SYNC_REPLY = "sync-reply"
 CONTROL = "control"
+OP_LANDED = "op-landed"
 
 # Outgoing messages a room may queue while the broker is slow; past this they are dropped and
 # the peers are resynced instead.
@@ -130,6 +135,10 @@ class RoomLink:
         """Queue awareness entries of a local client."""
         self._enqueue(AWARENESS, user_id, payload)
 
+    def publish_op_landed(self, user_id: str, op_id: str, digest: str) -> None:
+        """Queue the news that a local client's op with this id was applied."""
+        self._enqueue(OP_LANDED, user_id, write_var_string(op_id) + write_var_string(digest))
+
     def request_sync(self) -> None:
         """Ask every peer for what this node lacks (and offer what they lack in return)."""
         if self.room is None:
@@ -199,6 +208,8 @@ class RoomLink:
     def _frame(kind: str, user_id: str, payload: bytes) -> bytes:
         if kind in (UPDATE, AWARENESS):
             return write_var_string(user_id) + write_var_bytes(payload)
+        if kind == OP_LANDED:
+            return write_var_string(user_id) + payload
         if kind == SYNC_REQUEST:
             return write_var_bytes(payload)
         return payload  # sync-reply and control are framed by their makers
@@ -252,6 +263,12 @@ class RoomLink:
             entries = decode_awareness(decoder.read_var_bytes("awareness"))
             decoder.expect_end(kind)
             room.update_awareness(None, user_id, entries)
+        elif kind == OP_LANDED:
+            user_id = decoder.read_var_string("user id")
+            op_id = decoder.read_var_string("op id")
+            digest = decoder.read_var_string("digest")
+            decoder.expect_end(kind)
+            room.ops.record_remote(user_id, op_id, digest)
         elif kind == SYNC_REQUEST:
             state_vector = decoder.read_var_bytes("state vector")
             decoder.expect_end(kind)

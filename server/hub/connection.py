@@ -118,6 +118,16 @@ class ClientConnection:
         return ROLE_RANK.get(self.role, 0) >= ROLE_RANK["EDITOR"]
 
     @property
+    def queued(self) -> int:
+        """Messages waiting for the sender (for the operator's counts)."""
+        return 0 if self._queue is None else len(self._queue)
+
+    @property
+    def sending(self) -> bool:
+        """Whether a sender task is writing this connection's queue."""
+        return self._sender is not None
+
+    @property
     def is_closing(self) -> bool:
         """True once a close has been requested."""
         return self._closing

@@ -37,6 +37,15 @@ RATE_VIOLATIONS_BEFORE_CLOSE = 50
 
 async def collaboration_socket(websocket: WebSocket) -> None:
     """Serve one collaboration websocket from accept to close."""
+    hub = services_of(websocket).hub
+    hub.open_sockets += 1
+    try:
+        await _serve_socket(websocket)
+    finally:
+        hub.open_sockets -= 1
+
+
+async def _serve_socket(websocket: WebSocket) -> None:
     services = services_of(websocket)
     await websocket.accept()
     origin_allowed = origin_policy(services.settings.allowed_origins).allows_socket(
@@ -75,13 +84,13 @@ async def collaboration_socket(websocket: WebSocket) -> None:
             async with services.sessions() as db:
                 room.set_roster(await member_roster(db, session_id))
         room.note_member(principal.user_id, principal.name, principal.color, role)
+        if requested_protocol(websocket) is not WireProtocol.YJS:
+            await hub.refresh_op_ids(room, principal.user_id)
         room.add(conn)
         hub.presence.mark(session_id, principal.user_id)
-        requested = websocket.query_params.get("protocol")
-        if requested == "json":
-            _start(room, conn, WireProtocol.JSON)
-        elif requested == "yjs":
-            _start(room, conn, WireProtocol.YJS)
+        requested = requested_protocol(websocket)
+        if requested is not None:
+            _start(room, conn, requested)
         receiver = asyncio.create_task(
             _receive_loop(room, conn, settings.max_frame_bytes), name=f"receiver-{conn.id}"
         )
@@ -132,6 +141,16 @@ async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, s
             )
         role = member.role
     return principal, target.session_id, role or "VIEWER"
+
+
+def requested_protocol(websocket: WebSocket) -> WireProtocol | None:
+    """The protocol fixed by ``?protocol=``, or None when the first frame decides."""
+    requested = websocket.query_params.get("protocol")
+    if requested == "json":
+        return WireProtocol.JSON
+    if requested == "yjs":
+        return WireProtocol.YJS
+    return None
 
 
 def _start(room: Room, conn: ClientConnection, protocol: WireProtocol) -> None:

@@ -1,6 +1,7 @@
 """The JSON protocol: text frames from clients that have no CRDT of their own.
 
-Client → server: ``op`` (with the revision it was made against), ``presence`` (cursor),
+Client → server: ``op`` (with the revision it was made against, optionally an ``op_id`` that
+makes resending it safe: see :mod:`server.hub.op_ids`), ``presence`` (cursor),
 ``ping``, ``resync``. Server → client: ``welcome``, ``ack``, ``op``, ``presence``, ``role``,
 ``error``, ``pong``. A bad message earns its sender an ``error`` frame and changes nothing else.
 """
@@ -8,11 +9,13 @@ Client → server: ``op`` (with the revision it was made against), ``presence`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from crdt import OpError, parse_op, transform_through
 from crdt.codec import AwarenessEntry
 from server.hub.connection import ClientConnection, Deferred, dumps
+from server.hub.op_ids import LandedOp, op_digest
 from server.hub.room import Room, StaleRevisionError
 from storage.history_writer import SessionGoneError
 
@@ -44,6 +47,8 @@ def welcome_message(room: Room, conn: ClientConnection) -> dict[str, Any]:
         "client_id": conn.awareness_client_id,
         "members": [dict(m, online=m["user_id"] in online) for m in room.roster.values()],
         "presence": room.presence_list(),
+        # This user's last op ids the document already holds: drop them, resend the others.
+        "landed_op_ids": room.ops.landed_ids(conn.user_id),
     }
 
 
@@ -86,12 +91,27 @@ def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_
             error_message("forbidden", f"a {conn.role} cannot change this document", msg_id)
         )
         return
+    op_id = _valid_op_id(message.get("op_id"), room.ops.max_id_chars)
+    if isinstance(op_id, _Invalid):
+        conn.send_json(error_message("invalid_op_id", op_id.reason, msg_id, field="op_id"))
+        return
     rev = message.get("rev")
+    try:
+        op = parse_op(message.get("op"), max_content_chars=MAX_OP_CONTENT_CHARS)
+    except OpError as exc:
+        conn.send_json(error_message(exc.code, exc.message, msg_id, field=exc.field))
+        return
+    tag = (op_id, op_digest(op.to_json())) if op_id is not None else None
+    if tag is not None:
+        landed = room.ops.find(conn.user_id, tag[0])
+        if landed is not None:
+            # Checked before the revision: a resend may carry one from an earlier connection.
+            _answer_resend(room, conn, landed, tag, msg_id)
+            return
     if not isinstance(rev, int) or isinstance(rev, bool):
         conn.send_json(error_message("invalid_op", "rev must be an integer", msg_id, field="rev"))
         return
     try:
-        op = parse_op(message.get("op"), max_content_chars=MAX_OP_CONTENT_CHARS)
         concurrent = room.ops_since(rev)
     except OpError as exc:
         conn.send_json(error_message(exc.code, exc.message, msg_id, field=exc.field))
@@ -105,7 +125,9 @@ def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_
     transformed = transform_through(op, concurrent)
     if transformed is None:
         # Everything it meant to do was already done by someone else (e.g. a double delete).
-        conn.send_json({"type": "ack", "id": msg_id, "rev": room.rev, "noop": True})
+        if tag is not None:
+            room.ops.record(conn.user_id, tag[0], LandedOp(tag[1]))
+        conn.send_json(_ack(msg_id, op_id, rev=room.rev, noop=True))
         return
     if not room.admit_edit():
         conn.send_json(
@@ -119,23 +141,99 @@ def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_
     except OpError as exc:
         conn.send_json(error_message(exc.code, exc.message, msg_id, field=exc.field))
         return
-    rev_after, durable = room.commit(change, user_id=conn.user_id, author=conn)
+    rev_after, durable = room.commit(change, user_id=conn.user_id, author=conn, client_op=tag)
+    if tag is not None:
+        room.ops.record(conn.user_id, tag[0], LandedOp(tag[1], durable))
     applied = change.ops[-1].to_json() if len(change.ops) == 1 else None
 
+    conn.send(
+        Deferred(
+            durable,
+            on_result=lambda _ids: dumps(_ack(msg_id, op_id, rev=rev_after, op=applied)),
+            on_error=_durability_error(msg_id),
+        )
+    )
+
+
+def _ack(msg_id: Any, op_id: str | None, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "ack", "id": msg_id}
+    if op_id is not None:
+        body["op_id"] = op_id
+    body.update(fields)
+    return body
+
+
+def _durability_error(msg_id: Any) -> Callable[[BaseException], str]:
     def on_error(exc: BaseException) -> str:
         if isinstance(exc, SessionGoneError):
             return dumps(error_message("session_deleted", "the session was deleted", msg_id))
         return dumps(error_message("persist_failed", "the edit could not be stored", msg_id))
 
+    return on_error
+
+
+def _answer_resend(
+    room: Room, conn: ClientConnection, landed: LandedOp, tag: tuple[str, str], msg_id: Any
+) -> None:
+    """Answer an op whose id this user already used: the first one's ack, or a refusal when
+    the id came with a different op. Nothing is applied either way."""
+    op_id, digest = tag
+    if landed.digest is not None and landed.digest != digest:
+        conn.send_json(
+            error_message(
+                "op_id_reused",
+                f"op_id {op_id!r} was already used for a different op; give every op its own id",
+                msg_id,
+                field="op_id",
+            )
+        )
+        return
+    if landed.remote:
+        conn.send_json(
+            error_message(
+                "op_unconfirmed",
+                f"op_id {op_id!r} was applied on another server node and is not known here to "
+                "be stored yet; it is in the document, so do not send it again under a new id",
+                msg_id,
+                field="op_id",
+            )
+        )
+        return
+    # The op is in the document already; the client has seen it in its welcome's content (or
+    # in the stream), so this ack carries no op to apply, only the revision it has reached.
+    rev = room.rev
+    if landed.durable is None:
+        conn.send_json(_ack(msg_id, op_id, rev=rev, op=None, duplicate=True))
+        return
     conn.send(
         Deferred(
-            durable,
-            on_result=lambda _ids: dumps(
-                {"type": "ack", "id": msg_id, "rev": rev_after, "op": applied}
-            ),
-            on_error=on_error,
+            landed.durable,
+            on_result=lambda _ids: dumps(_ack(msg_id, op_id, rev=rev, op=None, duplicate=True)),
+            on_error=_durability_error(msg_id),
         )
     )
+
+
+class _Invalid:
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _valid_op_id(value: Any, max_chars: int) -> str | _Invalid | None:
+    """The op's client id (None when it has none), or why it is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return _Invalid("op_id must be a string")
+    if not value:
+        return _Invalid("op_id must not be empty")
+    if len(value) > max_chars:
+        return _Invalid(f"op_id is longer than {max_chars} characters")
+    if not value.isprintable():
+        return _Invalid("op_id must not contain control characters")
+    return value
 
 
 def _valid_cursor(value: Any, length: int) -> dict[str, int] | str | None:

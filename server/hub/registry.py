@@ -29,6 +29,7 @@ from server.hub.presence import PresenceTracker
 from server.hub.room import Room
 from storage.history_writer import HistoryWriter
 from storage.repositories.collaboration import get_member, get_session_by_id, load_document
+from storage.repositories.history import recent_client_ops
 
 # How often JSON clients' awareness is renewed and silent remote states expire.
 AWARENESS_RENEW_SECONDS = 15.0
@@ -52,9 +53,13 @@ class Hub:
         *,
         unload_grace_seconds: float,
         awareness_limits: AwarenessLimits = DEFAULT_LIMITS,
+        op_ids_per_user: int = 100,
+        op_id_max_chars: int = 64,
     ) -> None:
         self._sessions = sessions
         self._awareness_limits = awareness_limits
+        self._op_ids_per_user = op_ids_per_user
+        self._op_id_max_chars = op_id_max_chars
         self.writer = writer
         self.presence = presence
         self.broker = broker
@@ -68,6 +73,8 @@ class Hub:
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._unloading: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+        # Collaboration sockets being served (admission included), for the operator's counts.
+        self.open_sockets = 0
         broker.add_reconnect_listener(self._on_broker_reconnected)
         presence.source = self._connected_members
 
@@ -201,9 +208,22 @@ class Hub:
             node_id=self.broker.node_id,
             log_remote_updates=not self.broker.single_node,
             awareness_limits=self._awareness_limits,
+            op_ids_per_user=self._op_ids_per_user,
+            op_id_max_chars=self._op_id_max_chars,
         )
         room.active = bool(row.is_active)
         return room
+
+    def lifecycle_counts(self) -> tuple[int, int, int]:
+        """Rooms being loaded, being unloaded, and waiting out their unload grace."""
+        return len(self._loading), len(self._unloading), len(self._unload_timers)
+
+    async def refresh_op_ids(self, room: Room, user_id: str) -> None:
+        """Read a joining user's last stored op ids into the room (see :mod:`server.hub.op_ids`):
+        at every join, since another node may have stored some since the room loaded."""
+        async with self._sessions() as db:
+            stored = await recent_client_ops(db, room.session_id, user_id, limit=room.ops.per_user)
+        room.ops.merge_stored(user_id, stored)
 
     async def close(self) -> None:
         """Shutdown: close every connection (1012), persist every document, stop timers."""

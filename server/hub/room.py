@@ -29,6 +29,7 @@ from crdt.codec import (
 from crdt.merge import merge_updates
 from server.hub.awareness import DEFAULT_LIMITS, AwarenessLimits, RoomAwareness
 from server.hub.connection import ClientConnection, WireProtocol, dumps
+from server.hub.op_ids import OpLedger
 from server.hub.wire import WireMessage
 from storage.history_writer import HistoryEntry, HistoryWriter
 
@@ -54,6 +55,9 @@ class Peers(Protocol):
     def publish_awareness(self, user_id: str, payload: bytes) -> None:
         """Send awareness entries of a local client to the other nodes."""
 
+    def publish_op_landed(self, user_id: str, op_id: str, digest: str) -> None:
+        """Tell the other nodes a local JSON client's op with this op id was applied."""
+
 
 class Room:
     """One document being edited on this node."""
@@ -70,6 +74,8 @@ class Room:
         node_id: str | None = None,
         log_remote_updates: bool = False,
         awareness_limits: AwarenessLimits = DEFAULT_LIMITS,
+        op_ids_per_user: int = 100,
+        op_id_max_chars: int = 64,
     ) -> None:
         self.session_id = session_id
         self.tenant_id = tenant_id
@@ -83,6 +89,8 @@ class Room:
         self._log: deque[tuple[int, EditOp]] = deque(maxlen=OP_LOG_LIMIT)
         self.connections: set[ClientConnection] = set()
         self.awareness = RoomAwareness(awareness_limits)
+        # JSON clients' op ids already applied, so a resent op is not applied twice.
+        self.ops = OpLedger(op_ids_per_user, op_id_max_chars)
         # The session's members by user id: read from the database at the first join, then
         # kept current by joins and control events (re-read after :meth:`invalidate_roster`).
         self.roster: dict[str, dict[str, str | None]] = {}
@@ -260,10 +268,16 @@ class Room:
     # -- changes -------------------------------------------------------------------------------
 
     def commit(
-        self, change: Change, *, user_id: str, author: ClientConnection | None
+        self,
+        change: Change,
+        *,
+        user_id: str,
+        author: ClientConnection | None,
+        client_op: tuple[str, str] | None = None,
     ) -> tuple[int, asyncio.Future[list[int]]]:
         """Number a change made on this node, fan it out, record it and tell the other nodes.
 
+        ``client_op`` is a JSON client's (op id, digest) for the op, stored on its last row.
         Returns the revision of the change's last op and a future that resolves when its history
         rows are committed (JSON acks wait on it).
         """
@@ -272,6 +286,8 @@ class Room:
         operations = self._fan_out(change, user_id=user_id, author=author)
         if change.update and self.peers is not None:
             self.peers.publish_update(user_id, change.update)
+            if client_op is not None:
+                self.peers.publish_op_landed(user_id, *client_op)
         checkpoint = self._take_checkpoint(change)
         last = len(operations) - 1
         entries = [
@@ -282,6 +298,8 @@ class Room:
                 content_before=change.content_before if checkpoint and index == 0 else None,
                 content_after=change.content_after if checkpoint and index == last else None,
                 node_id=self.node_id,
+                client_op_id=client_op[0] if client_op and index == last else None,
+                client_op_digest=client_op[1] if client_op and index == last else None,
             )
             for index, operation in enumerate(operations)
         ]

@@ -106,6 +106,10 @@ class EditHistory(Base):
     # Addition (0008): the server node that applied and recorded the edit. Positions in a row
     # are relative to that node's copy of the text, so history is replayed per node.
     node_id: Mapped[str | None]
+    # Addition (0017): the id a JSON client gave the op, and a digest of the op as it sent it,
+    # so a resent op is recognised (and a reused id with another op refused) after a reload.
+    client_op_id: Mapped[str | None]
+    client_op_digest: Mapped[str | None]
 
     session: Mapped[CollaborationSession] = relationship(back_populates="edits")
     user: Mapped[User] = relationship()
@@ -114,6 +118,7 @@ class EditHistory(Base):
         Index("idx_edit_history_session", "session_id"),
         Index("idx_edit_history_user", "user_id"),
         Index("idx_edit_history_created", created_at.desc()),
+        Index("idx_edit_history_client_op", "session_id", "user_id", "client_op_id"),
     )
 
 

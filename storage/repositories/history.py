@@ -92,3 +92,21 @@ async def replay_rows(db: AsyncSession, session_id: str, edit_id: int) -> list[E
         .order_by(EditHistory.id)
     )
     return list(rows)
+
+
+async def recent_client_ops(
+    db: AsyncSession, session_id: str, user_id: str, *, limit: int
+) -> list[tuple[str, str | None]]:
+    """The last ``limit`` client op ids (with their digests) a user's JSON ops were stored
+    under in a session, oldest first."""
+    rows = await db.execute(
+        select(EditHistory.client_op_id, EditHistory.client_op_digest)
+        .where(
+            EditHistory.session_id == session_id,
+            EditHistory.user_id == user_id,
+            EditHistory.client_op_id.is_not(None),
+        )
+        .order_by(EditHistory.id.desc())
+        .limit(limit)
+    )
+    return [(str(op_id), digest) for op_id, digest in reversed(rows.all())]

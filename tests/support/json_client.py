@@ -154,6 +154,13 @@ class JsonClient:
         if self._reader is not None:
             await self._reader
 
+    async def drop(self) -> None:
+        """Drop the connection abruptly (no close handshake), as a lost network does."""
+        if self.ws is not None:
+            self.ws.transport.abort()
+        if self._reader is not None:
+            await self._reader
+
     async def __aenter__(self) -> JsonClient:
         return await self.connect()
 
