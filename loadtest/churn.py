@@ -56,6 +56,15 @@ SETTLED_EQUAL_BASELINE = (
 _OPERATOR_KEY = "loadtest-churn-operator-key-0123456789"
 
 
+def idle_target(counts: dict[str, int | None]) -> dict[str, int | None]:
+    """What a node without clients settles to: ``counts`` with every per-client count at 0.
+
+    Read right after a warm-up, the counts may still hold its last edits' commits or the
+    room's unload timer; a baseline must wait for those rather than adopt them.
+    """
+    return {**counts, **dict.fromkeys(SETTLED_EQUAL_BASELINE, 0)}
+
+
 def _masked_text_frame(payload: bytes) -> bytes:
     """One client-to-server text frame (masked, as RFC 6455 requires of clients)."""
     mask = os.urandom(4)
@@ -217,7 +226,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         baseline, _ = await settled_counts(
             base,
             _OPERATOR_KEY,
-            {**empty, "rooms": 0, "unload_timers": 0},
+            idle_target(empty),
             rss_tolerance=1e9,
             timeout=args.settle_timeout,
         )

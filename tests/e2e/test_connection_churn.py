@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.churn import churn, read_counts, settled_counts
+from loadtest.churn import churn, idle_target, read_counts, settled_counts
 from tests.e2e.conftest import E2E_OPERATOR_KEY
 from tests.support.accounts import Account
 from tests.support.api import create_session, grant
@@ -39,7 +39,7 @@ async def test_dropped_connections_leave_nothing_behind(
     baseline, left = await settled_counts(
         server.base_url,
         E2E_OPERATOR_KEY,
-        {**empty, "rooms": 0, "unload_timers": 0, "op_ids": 0},
+        idle_target(empty),
         rss_tolerance=1e9,
         timeout=SETTLE_SECONDS,
     )
