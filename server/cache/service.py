@@ -24,11 +24,12 @@ from server.cache.config import CachePolicy, policy_of
 from server.cache.embedders import Embedder, EmbeddingError, Vectors
 from server.cache.index import (
     IndexRegistry,
-    LoadedRow,
+    LoadedBlock,
     ScopeId,
     VectorIndex,
+    decode_block,
+    epoch_array,
     vector_bytes,
-    vector_of,
 )
 from server.cache.judge import JudgeSample, PrecisionJudge, ProviderResolver
 from server.cache.pricing import PriceTable
@@ -302,16 +303,11 @@ class SemanticCacheService:
     async def _index(self, db: AsyncSession, scope: CacheScope, dimensions: int) -> VectorIndex:
         scope_id: ScopeId = (scope.tenant_id, scope.key, self.embedder.name)
 
-        async def load() -> list[LoadedRow]:
+        async def load() -> LoadedBlock:
             rows = await repo.scope_rows(
                 db, scope.tenant_id, scope.key, self.embedder.name, utcnow()
             )
-            loaded = []
-            for row in rows:
-                vector = vector_of(row.vector)
-                if vector.shape[0] == dimensions:
-                    loaded.append(LoadedRow(row.id, vector, epoch_seconds(row.expires_at)))
-            return loaded
+            return decode_block(rows.ids, rows.vectors, epoch_array(rows.expires_at), dimensions)
 
         return await self.registry.get(scope_id, dimensions, load)
 
