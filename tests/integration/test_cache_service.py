@@ -351,15 +351,16 @@ async def test_retiring_entries_keyed_on_changed_sections(env: Env) -> None:
     keyed = await store(env, "packing list for iceland", source_hash=old_source)
     unrelated = await store(env, "packing list for iceland", env.scope(model="gpt-4o"))
     async with env.sessions() as db:
-        assert await env.service.retire_for_sections(db, env.tenant, old_source, old_source) == 0
-        assert await env.service.retire_for_sections(db, env.other_tenant, old_source) == 0
-        assert await env.service.retire_for_sections(db, env.tenant, old_source, "new") == 1
+        retire = env.service.retire_for_sections
+        assert (await retire(db, env.tenant, old_source, old_source)).deleted == 0
+        assert (await retire(db, env.other_tenant, old_source)).deleted == 0
+        assert (await retire(db, env.tenant, old_source, "new")).deleted == 1
         await db.commit()
         assert await repo.get_entry(db, env.tenant, keyed) is None
         assert await repo.get_entry(db, env.tenant, unrelated) is not None
         # Rendered sections count too: every entry of the scope's sections goes.
         rendered = env.scope().sections_hash
-        assert await env.service.retire_for_sections(db, env.tenant, rendered) == 1
+        assert (await retire(db, env.tenant, rendered)).deleted == 1
         await db.commit()
 
 
