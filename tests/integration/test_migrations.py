@@ -47,6 +47,7 @@ EXPECTED_REVISIONS = [
     "0014_semantic_cache_scope",
     "0015_compose_jobs",
     "0016_row_level_security",
+    "0017_run_leases",
 ]
 
 SCHEMA_DOC_TABLES = {
