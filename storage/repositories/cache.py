@@ -134,7 +134,9 @@ async def scope_rows(
         SemanticCache.expires_at > now,
     )
     rows = ScopeRows([], [], [])
-    for entry_id, vector, embedding, expires_at in (await db.execute(statement)).all():
+    # Through the connection: plain rows, without the ORM's per-row result machinery.
+    connection = await db.connection()
+    for entry_id, vector, embedding, expires_at in (await connection.execute(statement)).all():
         rows.ids.append(entry_id)
         rows.vectors.append(vector if vector is not None else (embedding or []))
         rows.expires_at.append(expires_at)
