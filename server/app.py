@@ -34,6 +34,7 @@ from server.llm.secrets import SecretBox
 from server.llm.setup import llm_registry
 from server.login_purge import LoginPurger
 from server.origins import ApiCors
+from server.runs.leases import RunLeases
 from server.runs.setup import run_service
 from server.security_headers import SecurityHeaders
 from server.services import Services
@@ -133,6 +134,14 @@ def create_app(settings: Settings) -> FastAPI:
                     create_cache_service(settings, sessions, broker)
                 )
                 cache.set_providers(lambda _tenant, model: llm.shared(model))
+                run_leases = await stack.enter_async_context(
+                    RunLeases(
+                        sessions,
+                        node_id,
+                        lease_seconds=settings.run_lease_seconds,
+                        sweep_seconds=settings.run_sweep_seconds,
+                    )
+                )
                 app.state.services = Services(
                     settings=settings,
                     engine=engine,
@@ -146,6 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
                     redis=redis,
                     compose=compose,
                     cache=cache,
+                    run_leases=run_leases,
                 )
                 # Refresh rules re-run cached requests through the run service.
                 cache.set_refresher(run_service(app.state.services).refresh)

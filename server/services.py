@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from server.hub.broker import Broker
     from server.hub.registry import Hub
     from server.hub.revocation import CredentialWatch
+    from server.runs.leases import RunLeases
 
 
 @dataclass(slots=True)
@@ -45,6 +46,8 @@ class Services:
     compose: ComposeRunner | None = None
     # The semantic cache (server.cache): lookup/store for runs, its indexes and upkeep.
     cache: SemanticCacheService | None = None
+    # This node's run leases and the sweep of dead nodes' runs (server.runs.leases).
+    run_leases: RunLeases | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:

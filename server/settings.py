@@ -147,6 +147,11 @@ class Settings:
     # compare stream buffers before its targets wait for the client to read.
     run_compare_max_targets: int = 8
     run_stream_queue_size: int = 256
+    # A running run's lease, renewed (with its partial output) every third of it while the
+    # model answers; every node sweeps every run_sweep_seconds and fails running runs whose
+    # lease expired, so a dead node's runs end within lease + sweep seconds.
+    run_lease_seconds: float = 15.0
+    run_sweep_seconds: float = 5.0
     # Semantic cache (server.cache). The embedder: "wordllama" (offline, weights in its wheel),
     # "openai" (an OpenAI-compatible /embeddings endpoint) or "hashing" (no model; tests).
     cache_embedder: str = "wordllama"
@@ -418,6 +423,12 @@ class Settings:
             ),
             run_stream_queue_size=integer(
                 "PROMPT_STUDIO_RUN_STREAM_QUEUE_SIZE", defaults.run_stream_queue_size, 1
+            ),
+            run_lease_seconds=number(
+                "PROMPT_STUDIO_RUN_LEASE_SECONDS", defaults.run_lease_seconds, 1.0
+            ),
+            run_sweep_seconds=number(
+                "PROMPT_STUDIO_RUN_SWEEP_SECONDS", defaults.run_sweep_seconds, 0.1
             ),
             **_cache_settings(env, defaults, text, integer, number),
         )

@@ -7,9 +7,12 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse
 
 from server.api.schemas import prompts as schemas
+from server.cache.rules import InvalidationOutcome
+from server.cache.service import SemanticCacheService
 from server.errors import (
     ApiError,
     Conflict,
@@ -98,10 +101,36 @@ def version_out(version: PromptVersion) -> schemas.VersionOut:
     return schemas.VersionOut.model_validate(_version_fields(version))
 
 
-def saved_out(saved: SavedVersion) -> schemas.VersionSaved:
-    """A new version with its warnings."""
+async def retire_cache_entries(
+    cache: SemanticCacheService | None, db: AsyncSession, tenant_id: str, saved: SavedVersion
+) -> InvalidationOutcome:
+    """Retire the cache entries keyed on the sections a new version changed.
+
+    Called before the save commits, in its transaction: the entries go if and only if the
+    version is saved (a rollback brings them back, and the indexes only drop them after the
+    commit). Retiring after the commit instead could leave a saved version whose old answers
+    are still served when the process dies in between.
+    """
+    change = saved.sections_change
+    if cache is None or change is None:
+        return InvalidationOutcome()
+    return await cache.retire_for_sections(
+        db, tenant_id, change.old_hash, change.new_hash, new_sections=change.literal_sections
+    )
+
+
+def saved_out(
+    saved: SavedVersion, retired: InvalidationOutcome | None = None
+) -> schemas.VersionSaved:
+    """A new version with its warnings and the cache entries it retired."""
+    retired = retired or InvalidationOutcome()
     return schemas.VersionSaved.model_validate(
-        {**_version_fields(saved.version), "warnings": [asdict(w) for w in saved.warnings]}
+        {
+            **_version_fields(saved.version),
+            "warnings": [asdict(w) for w in saved.warnings],
+            "cache_entries_retired": retired.deleted + retired.refreshed,
+            "cache_entries_refreshed": retired.refreshed,
+        }
     )
 
 

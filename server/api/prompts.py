@@ -14,6 +14,7 @@ from server.api.prompt_views import (
     limits_of,
     prompt_fields,
     prompt_out,
+    retire_cache_entries,
     saved_out,
     version_input,
     version_out,
@@ -150,8 +151,9 @@ async def save_version(
         saved = await service.save_version(
             db, _actor(user), prompt_id, version_input(body), limits_of(services.settings)
         )
+    retired = await retire_cache_entries(services.cache, db, user.tenant_id, saved)
     await db.commit()
-    return saved_out(saved)
+    return saved_out(saved, retired)
 
 
 @router.get("/prompts/{prompt_id}/versions", response_model=schemas.VersionList, summary="Versions")

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crdt.merge import fold_updates
 from server.api.common import require_role, tenant_session
 from server.api.deps import CurrentUser, ServicesDep, UserDb
-from server.api.prompt_views import domain_errors, limits_of, saved_out
+from server.api.prompt_views import domain_errors, limits_of, retire_cache_entries, saved_out
 from server.api.routing import StudioRoute
 from server.api.schemas.prompts import Published, PublishRequest
 from server.api.types import ResourceId
@@ -81,6 +81,7 @@ async def publish_session(
             message=body.message,
             limits=limits_of(services.settings),
         )
+    retired = await retire_cache_entries(services.cache, db, user.tenant_id, saved)
     await db.commit()
     version = saved.version
     await services.hub.announce(
@@ -95,4 +96,4 @@ async def publish_session(
             "message": version.message,
         },
     )
-    return Published(**saved_out(saved).model_dump(by_alias=True), session_id=session.id)
+    return Published(**saved_out(saved, retired).model_dump(by_alias=True), session_id=session.id)

@@ -12,8 +12,9 @@ The run service uses three calls on the process's :class:`SemanticCacheService`
 
 and registers ``cache.set_refresher(callback)`` (runs a :class:`RefreshRequest` again, for
 refresh rules) and ``cache.set_providers(resolver)`` (for a judge model other than
-``offline``). The prompts code calls ``await cache.retire_for_sections(db, tenant_id, old_hash,
-new_hash)`` when a new version changes a keyed section; it returns how many entries it retired.
+``offline``). The prompts API calls ``await cache.retire_for_sections(db, tenant_id, old_hash,
+new_hash, new_sections=...)`` in the save's transaction when a new version changes a keyed
+section; it returns how many entries it deleted and refreshed.
 """
 
 from server.cache.embedders import Embedder, EmbeddingError, HashingEmbedder, WordLlamaEmbedder

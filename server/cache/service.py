@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -24,16 +24,24 @@ from server.cache.config import CachePolicy, policy_of
 from server.cache.embedders import Embedder, EmbeddingError, Vectors
 from server.cache.index import (
     IndexRegistry,
-    LoadedRow,
+    LoadedBlock,
     ScopeId,
     VectorIndex,
+    decode_block,
+    epoch_array,
     vector_bytes,
-    vector_of,
 )
 from server.cache.judge import JudgeSample, PrecisionJudge, ProviderResolver
 from server.cache.pricing import PriceTable
 from server.cache.results import CacheEntry, CacheLookup, CacheOptions, MaintenanceReport
-from server.cache.rules import Invalidator, Refresher, epoch_seconds, try_maintenance_lock
+from server.cache.rules import (
+    InvalidationOutcome,
+    Invalidator,
+    Refresher,
+    Replacement,
+    epoch_seconds,
+    try_maintenance_lock,
+)
 from server.cache.scope import CacheScope, keyed_sections, prompt_hash
 from server.cache.statistics import record_lookup
 from server.cache.sync import Added, IndexSync
@@ -302,34 +310,43 @@ class SemanticCacheService:
     async def _index(self, db: AsyncSession, scope: CacheScope, dimensions: int) -> VectorIndex:
         scope_id: ScopeId = (scope.tenant_id, scope.key, self.embedder.name)
 
-        async def load() -> list[LoadedRow]:
+        async def load() -> LoadedBlock:
             rows = await repo.scope_rows(
                 db, scope.tenant_id, scope.key, self.embedder.name, utcnow()
             )
-            loaded = []
-            for row in rows:
-                vector = vector_of(row.vector)
-                if vector.shape[0] == dimensions:
-                    loaded.append(LoadedRow(row.id, vector, epoch_seconds(row.expires_at)))
-            return loaded
+            return decode_block(rows.ids, rows.vectors, epoch_array(rows.expires_at), dimensions)
 
         return await self.registry.get(scope_id, dimensions, load)
 
     # -- upkeep ----------------------------------------------------------------------------
 
     async def retire_for_sections(
-        self, db: AsyncSession, tenant_id: str, old_hash: str, new_hash: str | None = None
-    ) -> int:
-        """Retire the tenant's entries keyed on sections that changed; returns how many.
+        self,
+        db: AsyncSession,
+        tenant_id: str,
+        old_hash: str,
+        new_hash: str | None = None,
+        *,
+        new_sections: Mapping[str, str] | None = None,
+    ) -> InvalidationOutcome:
+        """Retire the tenant's entries keyed on sections that changed; says how many.
 
         For the prompts code: call it when a new version's keyed sections differ from the
         previous version's, with both :func:`~server.cache.scope.sections_hash` values (equal
-        hashes retire nothing). Entries whose rendered or source sections hash to ``old_hash``
-        are deleted.
+        hashes retire nothing), in the save's transaction. Entries whose rendered or source
+        sections hash to ``old_hash`` are deleted, or refreshed with ``new_sections`` (the new
+        version's keyed sections, when they hold no placeholders) where one of the tenant's
+        ``refresh`` rules matches them (see :meth:`Invalidator.retire`).
         """
         if old_hash == new_hash:
-            return 0
-        return await self.invalidator.retire(db, tenant_id, old_hash)
+            return InvalidationOutcome()
+        policy = await self.policy(db, tenant_id)
+        replacement = (
+            None
+            if new_sections is None or new_hash is None
+            else Replacement(dict(new_sections), new_hash)
+        )
+        return await self.invalidator.retire(db, tenant_id, old_hash, policy, utcnow(), replacement)
 
     async def run_maintenance(self) -> MaintenanceReport:
         """One scheduled pass: every tenant's rules, then the purge of expired entries.

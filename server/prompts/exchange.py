@@ -144,6 +144,8 @@ async def import_prompt(
         description=meta.get("description"),
     )
     ids: dict[int, str] = {}
+    # No cache entry is retired: these versions belong to a prompt that did not exist, so none
+    # of them replaces sections that entries were made from (see service.sections_change).
     for number, content, message in versions:
         fields = new_version_fields(content, actor=actor, message=message, source=None)
         ids[number] = (await repo.insert_version(db, prompt.id, number, fields)).id

@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.cache.scope import keyed_sections, sections_hash
 from server.prompts import labels as label_rules
 from server.prompts.content import PromptContent, sections_from_json, variables_from_json
 from server.prompts.context import Actor, PromptLimits
 from server.prompts.diff import VersionDiff, diff_versions
 from server.prompts.errors import InvalidPrompt, NotPromptOwner, PromptConflict, PromptNotFound
 from server.prompts.render import RenderedPrompt, render
-from server.prompts.variables import VariableWarning, declare, warnings_for
+from server.prompts.variables import PLACEHOLDER_RE, VariableWarning, declare, warnings_for
 from storage.models import Prompt, PromptVersion
 from storage.repositories import prompts as repo
 
@@ -45,11 +46,41 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class SectionsChange:
+    """A new version's keyed sections (system, developer, context) differ from the previous's.
+
+    The cache retires the entries keyed on ``old_hash`` (see
+    :meth:`server.cache.SemanticCacheService.retire_for_sections`).
+    """
+
+    old_hash: str
+    new_hash: str
+    #: The new keyed sections when they hold no placeholder (a refresh can send them as they
+    #: are); None when only a run with variables could render them.
+    literal_sections: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
 class SavedVersion:
-    """A new version and the warnings its variables gave."""
+    """A new version, the warnings its variables gave, and what it changed for the cache."""
 
     version: PromptVersion
     warnings: list[VariableWarning]
+    sections_change: SectionsChange | None = None
+
+
+def sections_change(
+    previous: PromptContent | None, current: PromptContent
+) -> SectionsChange | None:
+    """What the cache must retire when ``current`` follows ``previous`` (None: nothing)."""
+    if previous is None:
+        return None
+    old_hash, new_hash = sections_hash(previous.sections), sections_hash(current.sections)
+    if old_hash == new_hash:
+        return None
+    keyed = keyed_sections(current.sections)
+    literal = None if any(PLACEHOLDER_RE.search(text) for text in keyed.values()) else keyed
+    return SectionsChange(old_hash, new_hash, literal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +261,11 @@ async def _add_version(
     limits: PromptLimits,
 ) -> SavedVersion:
     fields = new_version_fields(content, actor=actor, message=message, source=source)
+    # The highest version so far (numbers may have gaps after an import); the caller holds the
+    # prompt's row lock, so it is still the highest when the new one is added.
+    highest = await repo.highest_version(db, prompt.id)
+    previous = None if highest == 0 else await repo.get_version(db, prompt.id, highest)
+    change = sections_change(None if previous is None else content_of(previous), content)
     try:
         version = await repo.add_version(db, prompt.id, fields, attempts=limits.save_attempts)
     except repo.VersionNumberTakenError as exc:
@@ -242,7 +278,7 @@ async def _add_version(
         to_version=version.version,
         user_id=actor.user_id,
     )
-    return SavedVersion(version, warnings_for(content))
+    return SavedVersion(version, warnings_for(content), change)
 
 
 async def get_version(db: AsyncSession, actor: Actor, prompt_id: str, number: int) -> PromptVersion:

@@ -9,9 +9,11 @@ on the run (``failed``) before it is raised as :class:`ProviderFailed`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +31,7 @@ from server.prompts.errors import MissingVariables
 from server.prompts.render import RenderedPrompt, render, to_messages, values_for
 from server.runs.errors import InvalidRunInput, MissingRunVariables, ProviderKeyUnavailable
 from server.runs.inputs import LiveDocuments, ResolvedInput, RunSource, resolve_input
+from server.runs.leases import RunLeases
 from server.runs.quota import check_quota
 from server.runs.recording import Outcome, finish_run
 from storage.base import utcnow
@@ -110,8 +113,10 @@ class RunService:
         live: LiveDocuments,
         cache: SemanticCacheService | None = None,
         limits: RunLimits | None = None,
+        leases: RunLeases | None = None,
     ) -> None:
         self.sessions = sessions
+        self.leases = leases
         self.registry = registry
         self.secrets = secrets
         self.live = live
@@ -200,6 +205,8 @@ class RunService:
             max_tokens=settings.max_tokens,
             output="",
             status="running",
+            node_id=None if self.leases is None else self.leases.node_id,
+            lease_expires_at=None if self.leases is None else self.leases.lease_until(),
         )
         await repo.insert_run(db, run)
         scope = None
@@ -240,9 +247,10 @@ class RunService:
             return await self.record(prepared, hit_outcome(found, elapsed_ms(started)))
         similarity = None if found is None else found.similarity
         try:
-            async with self.registry.provider_for(
-                prepared.request.model, prepared.endpoint
-            ) as provider:
+            async with (
+                self.keeping(prepared),
+                self.registry.provider_for(prepared.request.model, prepared.endpoint) as provider,
+            ):
                 completion = await provider.complete(prepared.request)
         except ProviderError as error:
             run = await self.record(
@@ -266,6 +274,14 @@ class RunService:
             cache_similarity=similarity,
         )
         return await self.record(prepared, outcome)
+
+    def keeping(
+        self, prepared: Prepared, partial: Callable[[], str] | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Keep the run's lease (and its ``partial`` output) current while the model answers."""
+        if self.leases is None:
+            return contextlib.nullcontext()
+        return self.leases.keeping(prepared.run.id, partial)
 
     async def lookup(self, prepared: Prepared) -> CacheLookup | None:
         """The cache's answer for a run that uses it (None: not consulted)."""

@@ -16,6 +16,7 @@ def run_service(services: Services) -> RunService:
         secrets=services.secrets,
         live=HubDocuments(services.hub),
         cache=services.cache,
+        leases=services.run_leases,
         limits=RunLimits(
             max_text_chars=settings.prompt_max_text_chars,
             compare_max_targets=settings.run_compare_max_targets,

@@ -73,9 +73,12 @@ async def stream_run(service: RunService, prepared: Prepared) -> AsyncIterator[R
         finish_reason: str | None = None
         provider_name: str | None = None
         try:
-            async with service.registry.provider_for(
-                prepared.request.model, prepared.endpoint
-            ) as provider:
+            async with (
+                service.keeping(prepared, lambda: "".join(parts)),
+                service.registry.provider_for(
+                    prepared.request.model, prepared.endpoint
+                ) as provider,
+            ):
                 provider_name = provider.name
                 chunks = provider.stream(prepared.request)
                 try:

@@ -100,6 +100,10 @@ class Run(Base):
     cache_hit: Mapped[bool] = mapped_column(default=False, server_default=false())
     cache_entry_id: Mapped[str | None]
     cache_similarity: Mapped[float | None] = mapped_column(Double)
+    # Ours (0018_run_leases): the node answering a running run, and until when it vouches for
+    # it (renewed while it runs); the sweep fails running runs whose lease has expired.
+    node_id: Mapped[str | None]
+    lease_expires_at: Mapped[datetime | None]
 
     prompt_version: Mapped[PromptVersion | None] = relationship(back_populates="runs")
     tenant: Mapped[Tenant | None] = relationship()
@@ -114,6 +118,7 @@ class Run(Base):
         Index("idx_runs_tenant", "tenant_id"),
         Index("idx_runs_tenant_created", "tenant_id", "created_at"),
         Index("idx_runs_session", "session_id"),
+        Index("idx_runs_status_lease", "status", "lease_expires_at"),
         CheckConstraint(
             "status IN ('running', 'completed', 'truncated', 'failed', 'cancelled')",
             name="valid_status",

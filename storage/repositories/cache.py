@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,12 +49,15 @@ class RemovedEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class ScopeRow:
-    """One entry's vector as the index loads it: float32 bytes, or (older rows) the JSON list."""
+class ScopeRows:
+    """A scope's vectors as the index loads them, column by column (no per-row objects).
 
-    id: str
-    vector: bytes | list[float]
-    expires_at: datetime
+    ``vectors[i]`` is float32 bytes, or for rows older than the binary column the JSON list.
+    """
+
+    ids: list[str]
+    vectors: list[bytes | list[float]]
+    expires_at: list[datetime]
 
 
 _REMOVED = (
@@ -104,28 +118,28 @@ async def find_exact(
 
 async def scope_rows(
     db: AsyncSession, tenant_id: str, scope_key: str, embedder: str, now: datetime
-) -> list[ScopeRow]:
+) -> ScopeRows:
     """The unexpired vectors of one scope made by one embedder (what an index loads).
 
-    The binary ``vector`` column when set; the JSON ``embedding`` only for rows without it.
+    One query: the binary ``vector`` column, and the JSON ``embedding`` only for rows without
+    it (parsing 100,000 JSON arrays is what made a load take seconds).
     """
-    scope = (
+    legacy = case((SemanticCache.vector.is_(None), SemanticCache.embedding), else_=null())
+    statement = select(
+        SemanticCache.id, SemanticCache.vector, legacy, SemanticCache.expires_at
+    ).where(
         SemanticCache.tenant_id == tenant_id,
         SemanticCache.scope_key == scope_key,
         SemanticCache.embedder == embedder,
         SemanticCache.expires_at > now,
     )
-    binary = select(SemanticCache.id, SemanticCache.vector, SemanticCache.expires_at).where(
-        *scope, SemanticCache.vector.is_not(None)
-    )
-    rows = [
-        ScopeRow(entry_id, vector or b"", expires_at)
-        for entry_id, vector, expires_at in (await db.execute(binary)).all()
-    ]
-    legacy = select(SemanticCache.id, SemanticCache.embedding, SemanticCache.expires_at).where(
-        *scope, SemanticCache.vector.is_(None)
-    )
-    rows.extend(ScopeRow(*row) for row in (await db.execute(legacy)).all())
+    rows = ScopeRows([], [], [])
+    # Through the connection: plain rows, without the ORM's per-row result machinery.
+    connection = await db.connection()
+    for entry_id, vector, embedding, expires_at in (await connection.execute(statement)).all():
+        rows.ids.append(entry_id)
+        rows.vectors.append(vector if vector is not None else (embedding or []))
+        rows.expires_at.append(expires_at)
     return rows
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, cast, exists, func, select, update
+from sqlalchemy import and_, case, cast, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -78,6 +78,70 @@ async def insert_run(db: AsyncSession, run: Run) -> Run:
     db.add(run)
     await db.flush()
     return run
+
+
+async def renew_lease(
+    db: AsyncSession, run_id: int, node_id: str, until: datetime, output: str | None
+) -> bool:
+    """Extend a running run's lease (and store its partial ``output``); False when it is no
+    longer this node's running run (finished, or swept meanwhile)."""
+    values: dict[str, Any] = {"lease_expires_at": until}
+    if output is not None:
+        values["output"] = output
+    renewed = await db.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == "running", Run.node_id == node_id)
+        .values(**values)
+        .returning(Run.id)
+        .execution_options(synchronize_session=False)
+    )
+    return renewed.scalar() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SweptRun:
+    """A run the sweep marked interrupted."""
+
+    id: int
+    node_id: str | None
+    prompt_version_id: str | None
+
+
+async def sweep_stale_runs(
+    db: AsyncSession, now: datetime, *, unleased_before: datetime, limit: int, error: str
+) -> list[SweptRun]:
+    """Fail up to ``limit`` running runs whose lease expired before ``now`` (their partial
+    output stays); runs with no lease (written before leases existed) count as expired once
+    created before ``unleased_before``. Rows another sweeper holds are skipped (PostgreSQL)."""
+    stale = or_(
+        Run.lease_expires_at < now,
+        and_(Run.lease_expires_at.is_(None), Run.created_at < unleased_before),
+    )
+    picked = [
+        run_id
+        for (run_id,) in (
+            await db.execute(
+                select(Run.id)
+                .where(Run.status == "running", stale)
+                .order_by(Run.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    ]
+    if not picked:
+        return []
+    # What the update changed, not what the select saw: on SQLite another node's sweep may
+    # have failed some of them between the two statements.
+    changed = await db.execute(
+        update(Run)
+        .where(Run.id.in_(picked), Run.status == "running", stale)
+        .values(status="failed", finish_reason="interrupted", error=error, lease_expires_at=None)
+        .returning(Run.id, Run.node_id, Run.prompt_version_id)
+        .execution_options(synchronize_session=False)
+    )
+    swept = [SweptRun(*row) for row in changed.all()]
+    return swept
 
 
 async def get_run(db: AsyncSession, run_id: int, *, tenant_id: str) -> Run | None:

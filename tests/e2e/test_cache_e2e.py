@@ -61,3 +61,37 @@ async def test_one_node_caches_another_serves_and_a_delete_reaches_both(
         assert deleted.status_code == 204
         third = await run(node_b, ana, PARAPHRASE)
         assert third["cache"]["hit"] is False
+
+
+async def test_a_version_saved_on_one_node_retires_what_the_other_cached(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    upgrade(postgres_url, "head")
+    env = {"REDIS_URL": redis_url, "PROMPT_STUDIO_CACHE_MAINTENANCE_SECONDS": "0"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_server(postgres_url, tmp_path / "a", env) as node_a,
+        running_server(postgres_url, tmp_path / "b", env) as node_b,
+    ):
+        (ana,) = await create_accounts(postgres_url, ["Ana"])
+        first = {"sections": {"system": "Answer briefly.", "user": QUESTION}}
+        created = await call(
+            node_a, ana, "POST", "/api/prompts", json={"name": "P", "version": first}
+        )
+        assert created.status_code == 201, created.text
+        prompt_id, v1 = created.json()["id"], created.json()["version"]["id"]
+
+        async def run_v1() -> dict[str, Any]:
+            body = {"model": "offline", "prompt_version_id": v1}
+            answer = await call(node_a, ana, "POST", "/api/runs", json=body)
+            assert answer.status_code == 201, answer.text
+            return dict(answer.json()["cache"])
+
+        assert (await run_v1())["hit"] is False
+        assert (await run_v1())["hit"] is True
+        second = {"sections": {"system": "Answer at length.", "user": QUESTION}}
+        saved = await call(node_b, ana, "POST", f"/api/prompts/{prompt_id}/versions", json=second)
+        assert saved.status_code == 201, saved.text
+        assert saved.json()["cache_entries_retired"] == 1
+        assert (await run_v1())["hit"] is False

@@ -23,6 +23,8 @@ from server.cache import (
     admin,
     sections_hash,
 )
+from server.cache import index as index_module
+from server.cache import service as service_module
 from server.cache.rules import try_maintenance_lock
 from server.hub.broker import MemoryBroker
 from server.llm.base import Completion, TokenUsage
@@ -349,16 +351,44 @@ async def test_retiring_entries_keyed_on_changed_sections(env: Env) -> None:
     keyed = await store(env, "packing list for iceland", source_hash=old_source)
     unrelated = await store(env, "packing list for iceland", env.scope(model="gpt-4o"))
     async with env.sessions() as db:
-        assert await env.service.retire_for_sections(db, env.tenant, old_source, old_source) == 0
-        assert await env.service.retire_for_sections(db, env.other_tenant, old_source) == 0
-        assert await env.service.retire_for_sections(db, env.tenant, old_source, "new") == 1
+        retire = env.service.retire_for_sections
+        assert (await retire(db, env.tenant, old_source, old_source)).deleted == 0
+        assert (await retire(db, env.other_tenant, old_source)).deleted == 0
+        assert (await retire(db, env.tenant, old_source, "new")).deleted == 1
         await db.commit()
         assert await repo.get_entry(db, env.tenant, keyed) is None
         assert await repo.get_entry(db, env.tenant, unrelated) is not None
         # Rendered sections count too: every entry of the scope's sections goes.
         rendered = env.scope().sections_hash
-        assert await env.service.retire_for_sections(db, env.tenant, rendered) == 1
+        assert (await retire(db, env.tenant, rendered)).deleted == 1
         await db.commit()
+
+
+async def test_a_scope_loads_as_one_block_of_bytes_and_json_rows(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = await store(env, "ferry times from helsinki to tallinn")
+    legacy = await store(env, "cheapest month to fly to lisbon")
+    async with env.sessions() as db:
+        # A row written before the binary column: only its JSON embedding.
+        await db.execute(
+            update(SemanticCache).where(SemanticCache.id == legacy).values(vector=None)
+        )
+        await db.commit()
+    env.service.registry.clear()
+
+    def per_row(*_: object) -> object:
+        raise AssertionError("a load must not decode vectors row by row")
+
+    # The per-row decoder (and per-row objects) made a 100,000-entry load take seconds.
+    monkeypatch.setattr(service_module, "vector_of", per_row, raising=False)
+    monkeypatch.setattr(index_module, "LoadedRow", per_row)
+    near_binary = await lookup(env, "the ferry times from helsinki to tallinn")
+    near_legacy = await lookup(env, "the cheapest month to fly to lisbon")
+    assert near_binary.hit and near_binary.entry is not None and near_binary.entry.id == binary
+    assert near_legacy.hit and near_legacy.entry is not None and near_legacy.entry.id == legacy
+    loaded = env.service.registry.loaded((env.tenant, env.scope().key, HashingEmbedder().name))
+    assert loaded is not None and sorted(loaded.ids) == sorted([binary, legacy])
 
 
 async def test_statistics_rows_are_upserted_per_tenant_and_day(env: Env) -> None:

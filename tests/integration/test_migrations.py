@@ -48,6 +48,7 @@ EXPECTED_REVISIONS = [
     "0015_compose_jobs",
     "0016_row_level_security",
     "0017_edit_history_client_op",
+    "0018_run_leases",
 ]
 
 SCHEMA_DOC_TABLES = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -11,9 +12,13 @@ from server.cache.embedders import normalize_rows
 from server.cache.index import (
     PREFILTER_MIN_ROWS,
     IndexRegistry,
+    LoadedBlock,
     LoadedRow,
     ScopeId,
     VectorIndex,
+    decode_block,
+    epoch_array,
+    vector_bytes,
 )
 
 NOW = 1_000_000.0
@@ -175,3 +180,46 @@ def test_a_load_merges_in_one_block_and_skips_vectors_of_another_length() -> Non
     assert len(index) == 40 and "short" not in index and not index.loading
     assert index.search(unit(1, 39, 0), NOW)[0] == "r39"
     assert index.search(unit(1, 0, 0), NOW)[0] == "r0"
+
+
+def test_a_stored_block_decodes_bytes_at_once_json_rows_too_and_skips_other_lengths() -> None:
+    vectors = [unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)]
+    stored: list[bytes | list[float]] = [
+        vector_bytes(vectors[0]),
+        vectors[1].tolist(),  # a row from before the binary column
+        vector_bytes(np.ones(2, dtype=np.float32)),  # another embedder's size
+        [1.0, 2.0],
+        vector_bytes(vectors[2]),
+    ]
+    block = decode_block(["a", "b", "short", "short-json", "c"], stored, LATER + np.arange(5.0), 3)
+    assert block.ids == ["a", "c", "b"]
+    assert np.allclose(block.vectors, np.stack([vectors[0], vectors[2], vectors[1]]))
+    assert (block.expires_at - LATER).tolist() == [0.0, 4.0, 1.0]
+    index = VectorIndex(3)
+    index.merge_loaded(block)
+    assert index.search(unit(0, 0, 1), NOW) == ("c", pytest.approx(1.0))
+    empty = decode_block([], [], np.zeros(0), 3)
+    assert empty.ids == [] and empty.vectors.shape == (0, 3)
+
+
+def test_a_block_load_keeps_changes_made_while_it_ran_and_grows_once() -> None:
+    count = PREFILTER_MIN_ROWS + 5
+    vectors = normalize_rows(np.random.default_rng(3).standard_normal((count, 8)))
+    index = VectorIndex(8)
+    index.loading = True
+    index.add("r0", unit(*([0.0] * 7 + [1.0])), LATER)  # updated since the load began
+    index.remove("r1")  # deleted since the load began
+    ids = [f"r{number}" for number in range(count)]
+    index.merge_loaded(LoadedBlock(ids, vectors, np.full(count, LATER)))
+    assert len(index) == count - 1 and "r1" not in index
+    assert index.search(unit(*([0.0] * 7 + [1.0])), NOW)[0] == "r0"
+    assert index.search(vectors[count - 1], NOW) == (f"r{count - 1}", pytest.approx(1.0))
+    assert index.nbytes < 2 * (count * 8 * 4 + count * 8 + count * 64 * 4) * 1.1
+
+
+def test_expiry_times_convert_as_one_array() -> None:
+    moments = [datetime(1970, 1, 1, 0, 0, 1, 500_000), datetime(2026, 1, 2, 3, 4, 5)]
+    assert epoch_array(moments).tolist() == [
+        1.5,
+        (moments[1] - datetime(1970, 1, 1)).total_seconds(),
+    ]

@@ -430,3 +430,20 @@ def test_allowed_origins_are_normalized_and_malformed_ones_refused() -> None:
     ):
         with pytest.raises(SettingsError, match="PROMPT_STUDIO_ALLOWED_ORIGINS"):
             Settings.from_env({"PROMPT_STUDIO_ALLOWED_ORIGINS": bad})
+
+
+# name -> (field, default, lowest accepted, a value just too low)
+RUN_LEASE_NUMBERS: dict[str, tuple[str, float, float, str]] = {
+    "PROMPT_STUDIO_RUN_LEASE_SECONDS": ("run_lease_seconds", 15.0, 1.0, "0.99"),
+    "PROMPT_STUDIO_RUN_SWEEP_SECONDS": ("run_sweep_seconds", 5.0, 0.1, "0.09"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUN_LEASE_NUMBERS))
+def test_run_lease_settings_default_parse_and_refuse_values_past_their_edges(name: str) -> None:
+    field, default, lowest, too_low = RUN_LEASE_NUMBERS[name]
+    assert getattr(Settings.from_env({}), field) == default
+    assert getattr(Settings.from_env({name: str(lowest)}), field) == lowest
+    for bad in (too_low, "lots", "nan", "inf"):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: bad})

@@ -139,9 +139,20 @@ class SaveWarning(ApiModel):
 
 
 class VersionSaved(VersionOut):
-    """A new version and the warnings its variables gave."""
+    """A new version, the warnings its variables gave, and the cache entries it retired."""
 
     warnings: list[SaveWarning]
+    cache_entries_retired: int = Field(
+        0,
+        ge=0,
+        description=(
+            "semantic cache entries keyed on the system/developer/context sections this "
+            "version changed, no longer served (deleted, or refreshed into the new sections)"
+        ),
+    )
+    cache_entries_refreshed: int = Field(
+        0, ge=0, description="of those, how many a refresh rule re-ran with the new sections"
+    )
 
 
 class VersionList(Page):
