@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import uuid
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -24,6 +26,7 @@ from server.hub.ratelimit import TokenBucket
 from server.hub.room import Room
 from server.hub.wire import DIRECT_EXTENSION, DirectTransport
 from server.hub.yjs_protocol import greet_yjs, handle_binary_frame
+from server.logs import connection_id
 from server.origins import origin_policy
 from server.security import hash_secret
 from server.services import Services, services_of
@@ -35,8 +38,26 @@ logger = logging.getLogger(__name__)
 RATE_VIOLATIONS_BEFORE_CLOSE = 50
 
 
+# The close code of the socket being served, as the server sent it or the client did.
+_close_code: contextvars.ContextVar[int | None] = contextvars.ContextVar("close_code", default=None)
+
+
 async def collaboration_socket(websocket: WebSocket) -> None:
-    """Serve one collaboration websocket from accept to close."""
+    """Serve one collaboration websocket from accept to close, logging both ends (with the
+    close code) under the connection's id, like every line logged while serving it."""
+    cid = uuid.uuid4().hex
+    token = connection_id.set(cid)
+    _close_code.set(None)
+    # The share token is the path: server.logs masks it, this line never prints the query.
+    logger.info("websocket open %s", websocket.url.path)
+    try:
+        await _serve(websocket, cid)
+    finally:
+        logger.info("websocket closed (code %s)", _close_code.get())
+        connection_id.reset(token)
+
+
+async def _serve(websocket: WebSocket, cid: str) -> None:
     services = services_of(websocket)
     await websocket.accept()
     origin_allowed = origin_policy(services.settings.allowed_origins).allows_socket(
@@ -66,6 +87,8 @@ async def collaboration_socket(websocket: WebSocket) -> None:
         send_queue_limit=settings.send_queue_limit,
         rate_limit=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         direct=direct,
+        traffic=hub.traffic,
+        connection_id=cid,
     )
     try:
         if not room.active:
@@ -96,6 +119,10 @@ async def collaboration_socket(websocket: WebSocket) -> None:
             # A bug, not bad input: this connection ends, the document and others carry on.
             logger.error("connection %s failed", conn.id, exc_info=result)
             await _close(websocket, CloseCode.INTERNAL_ERROR, "internal server error")
+        elif _close_code.get() is None:
+            _close_code.set(
+                conn.close_code if conn.close_code is not None else conn.peer_close_code
+            )
     finally:
         if direct is not None:
             direct.set_receiver(None)
@@ -156,6 +183,7 @@ async def _receive_loop(room: Room, conn: ClientConnection, max_frame_bytes: int
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
+            conn.peer_close_code = message.get("code")
             return
         data: bytes | None = message.get("bytes")
         handle(data if data is not None else message.get("text") or "")
@@ -219,6 +247,7 @@ def _over_rate_limit(conn: ClientConnection) -> None:
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    _close_code.set(code)
     if websocket.application_state == WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError, OSError):
             await websocket.close(code, reason)

@@ -14,6 +14,7 @@ from crdt import OpError, parse_op, transform_through
 from crdt.codec import AwarenessEntry
 from server.hub.connection import ClientConnection, Deferred, dumps
 from server.hub.room import Room, StaleRevisionError
+from server.hub.traffic import json_type
 from storage.history_writer import SessionGoneError
 
 MAX_OP_CONTENT_CHARS = 1_000_000
@@ -66,6 +67,7 @@ def handle_json_frame(room: Room, conn: ClientConnection, raw: str) -> None:
         conn.send_json(error_message("invalid_message", "id must be a string or an integer"))
         return
     kind = message.get("type")
+    room.traffic.inbound["json", json_type(kind)] += 1
     if kind == "op":
         _handle_op(room, conn, message, msg_id)
     elif kind == "presence":
@@ -127,6 +129,7 @@ def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_
             return dumps(error_message("session_deleted", "the session was deleted", msg_id))
         return dumps(error_message("persist_failed", "the edit could not be stored", msg_id))
 
+    conn.traffic.outbound["json", "ack"] += 1
     conn.send(
         Deferred(
             durable,

@@ -27,6 +27,7 @@ from server.hub.cluster import CONTROL, RoomLink, encode_control, session_channe
 from server.hub.connection import WireProtocol
 from server.hub.presence import PresenceTracker
 from server.hub.room import Room
+from server.hub.traffic import Traffic
 from storage.history_writer import HistoryWriter
 from storage.repositories.collaboration import get_member, get_session_by_id, load_document
 
@@ -61,6 +62,8 @@ class Hub:
         self._grace = unload_grace_seconds
         self.rooms: dict[str, Room] = {}
         self.links: dict[str, RoomLink] = {}
+        # Message counts of every room and connection of this hub (read by /metrics).
+        self.traffic = Traffic()
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._loading: dict[str, asyncio.Future[Room]] = {}
@@ -201,6 +204,7 @@ class Hub:
             node_id=self.broker.node_id,
             log_remote_updates=not self.broker.single_node,
             awareness_limits=self._awareness_limits,
+            traffic=self.traffic,
         )
         room.active = bool(row.is_active)
         return room
