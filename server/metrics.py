@@ -238,7 +238,13 @@ def route_template(scope: Scope) -> str:
     if isinstance(template, str) and template:
         return template
     app = scope.get("app")
+    partial: str | None = None  # a path matched with another method: the 405's route
     for route in getattr(getattr(app, "router", None), "routes", ()):
-        if isinstance(route, Route | Mount) and route.matches(scope)[0] is Match.FULL:
+        if not isinstance(route, Route | Mount):
+            continue
+        match = route.matches(scope)[0]
+        if match is Match.FULL:
             return route.path or UNMATCHED_ROUTE
-    return UNMATCHED_ROUTE
+        if match is Match.PARTIAL and partial is None:
+            partial = route.path
+    return partial or UNMATCHED_ROUTE
