@@ -118,16 +118,15 @@ def _hub_metrics(services: Services) -> Iterator[Metric]:
         for (protocol, kind), count in sorted(counts.items()):
             family.add_metric([protocol, kind], count)
         yield family
-    links = list(hub.links.values())
     yield CounterMetricFamily(
         "prompt_studio_cluster_gaps",
         "Sequence gaps seen on document channels (each healed by a resync).",
-        value=sum(link.gaps for link in links),
+        value=hub.cluster_gaps,
     )
     yield CounterMetricFamily(
         "prompt_studio_cluster_resyncs",
-        "State-vector resyncs requested from peers by the documents loaded now.",
-        value=sum(link.resyncs for link in links),
+        "State-vector resyncs requested from the other nodes.",
+        value=hub.cluster_resyncs,
     )
 
 

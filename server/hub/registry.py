@@ -64,6 +64,9 @@ class Hub:
         self.links: dict[str, RoomLink] = {}
         # Message counts of every room and connection of this hub (read by /metrics).
         self.traffic = Traffic()
+        # Gaps and resyncs of the links closed so far (the open ones keep their own counts).
+        self._retired_gaps = 0
+        self._retired_resyncs = 0
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._loading: dict[str, asyncio.Future[Room]] = {}
@@ -152,6 +155,7 @@ class Hub:
             del self.rooms[session_id]
             link = self.links.pop(session_id, None)
             if link is not None:
+                self._retire(link)
                 await link.close()
             logger.info("unloaded document %s (rev %d)", session_id, room.rev)
         except Exception:
@@ -209,6 +213,21 @@ class Hub:
         room.active = bool(row.is_active)
         return room
 
+    @property
+    def cluster_gaps(self) -> int:
+        """Sequence gaps seen on document channels since start (each healed by a resync)."""
+        return self._retired_gaps + sum(link.gaps for link in self.links.values())
+
+    @property
+    def cluster_resyncs(self) -> int:
+        """Resyncs requested from the other nodes since start."""
+        return self._retired_resyncs + sum(link.resyncs for link in self.links.values())
+
+    def _retire(self, link: RoomLink) -> None:
+        """Keep a closing link's counts (the metrics are counters: they never go down)."""
+        self._retired_gaps += link.gaps
+        self._retired_resyncs += link.resyncs
+
     async def close(self) -> None:
         """Shutdown: close every connection (1012), persist every document, stop timers."""
         if self._closed:
@@ -229,6 +248,7 @@ class Hub:
         if self._unloading:
             await asyncio.gather(*self._unloading.values(), return_exceptions=True)
         for link in list(self.links.values()):
+            self._retire(link)
             await link.close()
         self.links.clear()
 

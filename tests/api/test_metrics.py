@@ -129,3 +129,13 @@ async def test_metrics_on_their_own_port_and_not_on_the_main_one(make_api: MakeA
         assert (await _raw_get(port, b"POST /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404")
         # A head over the bound, or garbage with no end, gets nothing and is closed.
         assert await _raw_get(port, b"GET /metrics?" + b"a" * 10_000 + b"\r\n\r\n") == b""
+
+
+async def test_the_app_echoes_a_request_id_on_every_response(make_api: MakeApi) -> None:
+    async with make_api() as api:
+        kept = await api.client.get("/api/prompts", headers={"X-Request-ID": "trace-7"})
+        assert kept.status_code == 401  # even an error response carries it
+        assert kept.headers["x-request-id"] == "trace-7"
+        odd = "bad id\u00e9".encode()
+        fresh = await api.client.get("/healthz", headers={"X-Request-ID": odd})
+        assert len(fresh.headers["x-request-id"]) == 32
