@@ -11,6 +11,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from crdt.codec import AwarenessEntry, encode_awareness, encode_awareness_message
 from tests.e2e.conftest import E2E_ENV
 from tests.support.accounts import create_accounts
 from tests.support.api import create_session, grant
@@ -46,7 +47,13 @@ def _log_lines(path: Path) -> list[dict[str, Any]]:
 async def test_metrics_and_json_logs_follow_real_websocket_traffic(
     server_database_url: str, tmp_path: Path
 ) -> None:
-    env = {**E2E_ENV, "PROMPT_STUDIO_LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+    env = {
+        **E2E_ENV,
+        "PROMPT_STUDIO_LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        # Bob's second awareness id is refused: a warning logged while handling his frame.
+        "PROMPT_STUDIO_AWARENESS_IDS_PER_CONNECTION": "1",
+    }
     async with running_server(server_database_url, tmp_path, env) as server:
         alice, bob = await create_accounts(server.database_url, ["Alice", "Bob"])
         session = await create_session(server, alice, "Hello")
@@ -61,6 +68,10 @@ async def test_metrics_and_json_logs_follow_real_websocket_traffic(
             await yjs.send(SYNC_STEP1_EMPTY)
             await a.insert(5, " world")
             await a.insert(0, ">")
+            # Well after the join, so the transport hands this frame to the receiver directly.
+            states = [AwarenessEntry(11, 1, {"user": "b"}), AwarenessEntry(12, 1, {"user": "c"})]
+            await yjs.send(encode_awareness_message(encode_awareness(states)))
+            await a.wait_for(lambda m: m.get("type") == "presence" and m.get("client_id") == 11)
             during = await _scrape(server.base_url)
             assert _value(during, "prompt_studio_connections", protocol="json") == 1
             assert _value(during, "prompt_studio_connections", protocol="yjs") == 1
@@ -107,6 +118,11 @@ async def test_metrics_and_json_logs_follow_real_websocket_traffic(
     assert len(opened) == 2 and len(closes) == 2
     assert {line["connection_id"] for line in opened} == {line["connection_id"] for line in closes}
     assert all("(code 1000)" in line["message"] for line in closes), closes
+    # A line logged while handling a frame (on the direct transport) has the connection's id.
+    (refused,) = [line for line in lines if "dropping awareness" in line["message"]]
+    assert refused["level"] == "WARNING" and refused["connection_id"] in {
+        line["connection_id"] for line in opened
+    }
     # Neither the share token nor a login token appears in any line.
     text = (tmp_path / "server.log").read_text()
     assert share not in text and alice.token not in text and bob.token not in text
