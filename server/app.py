@@ -155,7 +155,13 @@ def create_app(settings: Settings) -> FastAPI:
                 stack.callback(metrics.unbind)
                 if settings.metrics_port is not None:
                     await stack.enter_async_context(
-                        MetricsPort(metrics, settings.host, settings.metrics_port)
+                        MetricsPort(
+                            metrics,
+                            settings.host,
+                            settings.metrics_port,
+                            max_head_bytes=settings.metrics_max_head_bytes,
+                            head_timeout_seconds=settings.head_timeout_seconds,
+                        )
                     )
                 logger.info(
                     "prompt-studio node %s ready (database: %s, fan-out: %s)",

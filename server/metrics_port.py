@@ -1,7 +1,8 @@
 """``/metrics`` on a port of its own (``PROMPT_STUDIO_METRICS_PORT``), kept off the public one.
 
-A minimal HTTP/1.0-style responder on the app's event loop: it reads one request head (bounded
-in size and time), answers ``GET /metrics`` with the exposition text and anything else with 404,
+A minimal HTTP/1.0-style responder on the app's event loop: it reads one request head, bounded
+in size and time (``PROMPT_STUDIO_METRICS_MAX_HEAD_BYTES``, ``PROMPT_STUDIO_HEAD_TIMEOUT_SECONDS``),
+answers ``GET /metrics`` with the exposition text and anything else with 404,
 and closes. Running on the event loop (not prometheus-client's thread server) means a scrape
 reads the hub's counters on the same thread that changes them.
 """
@@ -19,18 +20,26 @@ from server.metrics import AppMetrics
 
 logger = logging.getLogger(__name__)
 
-# A scrape's request head is a few hundred bytes; this bounds what one connection may send.
-MAX_HEAD_BYTES = 8192
-HEAD_TIMEOUT_SECONDS = 5.0
-
 
 class MetricsPort:
     """Serves ``GET /metrics`` on ``host:port`` while entered."""
 
-    def __init__(self, metrics: AppMetrics, host: str, port: int) -> None:
+    def __init__(
+        self,
+        metrics: AppMetrics,
+        host: str,
+        port: int,
+        *,
+        max_head_bytes: int,
+        head_timeout_seconds: float,
+    ) -> None:
+        """``max_head_bytes``/``head_timeout_seconds``: a request head longer or slower than
+        this gets no answer (a scrape's head is a few hundred bytes, sent at once)."""
         self._metrics = metrics
         self._host = host
         self._port = port
+        self._max_head_bytes = max_head_bytes
+        self._head_timeout = head_timeout_seconds
         self._server: asyncio.Server | None = None
 
     @property
@@ -43,7 +52,7 @@ class MetricsPort:
 
     async def __aenter__(self) -> MetricsPort:
         self._server = await asyncio.start_server(
-            self._handle, self._host, self._port, limit=MAX_HEAD_BYTES
+            self._handle, self._host, self._port, limit=self._max_head_bytes
         )
         logger.info("metrics on http://%s:%d/metrics", self._host, self.port)
         return self
@@ -60,8 +69,11 @@ class MetricsPort:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            async with asyncio.timeout(HEAD_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self._head_timeout):
                 head = await reader.readuntil(b"\r\n\r\n")
+            # The reader's limit counts the bytes before the separator: check the whole head.
+            if len(head) > self._max_head_bytes:
+                return
             parts = head.split(b"\r\n", 1)[0].split(b" ")
             if len(parts) == 3 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
                 self._respond(writer, b"200 OK", CONTENT_TYPE_LATEST, self._metrics.render())

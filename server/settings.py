@@ -42,6 +42,8 @@ class Settings:
     metrics_enabled: bool = True
     # Serve /metrics on this port of HOST instead of the main one (None: on the main port).
     metrics_port: int | None = None
+    # Largest request head (bytes) the separate metrics port reads; a longer one is dropped.
+    metrics_max_head_bytes: int = 8192
     # Largest websocket frame accepted, in bytes; larger frames close the socket with 1009.
     max_frame_bytes: int = 1024 * 1024
     # Messages one connection may send per second (token bucket) before it is refused.
@@ -270,6 +272,12 @@ class Settings:
             log_format=log_format,
             metrics_enabled=boolean("PROMPT_STUDIO_METRICS_ENABLED", defaults.metrics_enabled),
             metrics_port=metrics_port,
+            metrics_max_head_bytes=integer(
+                "PROMPT_STUDIO_METRICS_MAX_HEAD_BYTES",
+                defaults.metrics_max_head_bytes,
+                256,
+                1024 * 1024,
+            ),
             max_frame_bytes=integer(
                 "PROMPT_STUDIO_MAX_FRAME_BYTES", defaults.max_frame_bytes, 1024
             ),

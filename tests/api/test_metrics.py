@@ -139,3 +139,30 @@ async def test_the_app_echoes_a_request_id_on_every_response(make_api: MakeApi) 
         odd = "bad id\u00e9".encode()
         fresh = await api.client.get("/healthz", headers={"X-Request-ID": odd})
         assert len(fresh.headers["x-request-id"]) == 32
+
+
+def _head_of(size: int) -> bytes:
+    """A ``GET /metrics`` request head of exactly ``size`` bytes (padded in a header)."""
+    start, end = b"GET /metrics HTTP/1.1\r\nX-Pad: ", b"\r\n\r\n"
+    return start + b"p" * (size - len(start) - len(end)) + end
+
+
+async def test_the_metrics_port_bounds_the_request_head(make_api: MakeApi) -> None:
+    port = free_port()
+    async with make_api(metrics_port=port, metrics_max_head_bytes=256) as api:
+        assert api.settings.metrics_max_head_bytes == 256
+        assert (await _raw_get(port, _head_of(256))).startswith(b"HTTP/1.1 200")
+        assert await _raw_get(port, _head_of(257)) == b""
+
+
+async def test_the_metrics_port_drops_a_head_that_never_ends(make_api: MakeApi) -> None:
+    port = free_port()
+    async with make_api(metrics_port=port, head_timeout_seconds=0.2):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /metrics HTTP/1.1\r\n")  # and nothing more
+            await writer.drain()
+            async with asyncio.timeout(10):
+                assert await reader.read() == b""
+        finally:
+            writer.close()

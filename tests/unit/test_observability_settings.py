@@ -44,3 +44,15 @@ def test_log_format_accepts_text_and_json(raw: str, fmt: str) -> None:
 def test_log_format_refuses_others(raw: str) -> None:
     with pytest.raises(SettingsError, match="PROMPT_STUDIO_LOG_FORMAT"):
         Settings.from_env({"PROMPT_STUDIO_LOG_FORMAT": raw})
+
+
+@pytest.mark.parametrize(("raw", "size"), [("256", 256), ("1048576", 1048576), ("", 8192)])
+def test_metrics_max_head_bytes_accepts_its_range(raw: str, size: int) -> None:
+    settings = Settings.from_env({"PROMPT_STUDIO_METRICS_MAX_HEAD_BYTES": raw})
+    assert settings.metrics_max_head_bytes == size
+
+
+@pytest.mark.parametrize("raw", ["255", "1048577", "big"])
+def test_metrics_max_head_bytes_refuses_the_rest(raw: str) -> None:
+    with pytest.raises(SettingsError, match="PROMPT_STUDIO_METRICS_MAX_HEAD_BYTES"):
+        Settings.from_env({"PROMPT_STUDIO_METRICS_MAX_HEAD_BYTES": raw})
