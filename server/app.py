@@ -33,6 +33,9 @@ from server.hub.revocation import CredentialWatch
 from server.llm.secrets import SecretBox
 from server.llm.setup import llm_registry
 from server.login_purge import LoginPurger
+from server.logs import RequestIds
+from server.metrics import AppMetrics, HttpMetrics, metrics_endpoint
+from server.metrics_port import MetricsPort
 from server.origins import ApiCors
 from server.runs.leases import RunLeases
 from server.runs.setup import run_service
@@ -56,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app for ``settings``; resources are created when it starts."""
+    metrics = AppMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -159,6 +163,18 @@ def create_app(settings: Settings) -> FastAPI:
                 )
                 # Refresh rules re-run cached requests through the run service.
                 cache.set_refresher(run_service(app.state.services).refresh)
+                metrics.bind(app.state.services)
+                stack.callback(metrics.unbind)
+                if settings.metrics_port is not None:
+                    await stack.enter_async_context(
+                        MetricsPort(
+                            metrics,
+                            settings.host,
+                            settings.metrics_port,
+                            max_head_bytes=settings.metrics_max_head_bytes,
+                            head_timeout_seconds=settings.head_timeout_seconds,
+                        )
+                    )
                 logger.info(
                     "prompt-studio node %s ready (database: %s, fan-out: %s)",
                     node_id,
@@ -189,10 +205,14 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.state.metrics = metrics
     install_error_handlers(app)
     # Outermost last: CORS preflights answered by ApiCors also get the security headers.
     app.add_middleware(ApiCors, allowed=settings.allowed_origins)
     app.add_middleware(SecurityHeaders, docs_path=app.docs_url)
+    app.add_middleware(HttpMetrics, metrics=metrics)
+    # Outermost: every line logged about a request, the other middlewares' included, has its id.
+    app.add_middleware(RequestIds)
     app.include_router(api_router(), prefix="/api")
     # Raw Starlette routes, outside the OpenAPI document: probes and the websocket endpoint
     # (which keeps the direct transport of server.ws_protocol).
@@ -200,6 +220,11 @@ def create_app(settings: Settings) -> FastAPI:
         [
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *(
+                [Route("/metrics", metrics_endpoint, methods=["GET"])]
+                if settings.metrics_enabled and settings.metrics_port is None
+                else []
+            ),
             WebSocketRoute("/ws/{share_token}", collaboration_socket),
             *web_routes(),
         ]

@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args = build_parser().parse_args(arguments)
         settings = Settings.from_env()
-        _configure_logging(args.command, settings.log_level)
+        _configure_logging(args.command, settings.log_level, settings.log_format)
         result = _dispatch(args, settings)
     except (CliError, SettingsError) as exc:
         _fail(as_json, str(exc))
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _print(as_json, result)
 
 
-def _configure_logging(command: str, level: str) -> None:
+def _configure_logging(command: str, level: str, log_format: str = "text") -> None:
     """Log to stderr at ``LOG_LEVEL``, except that one-shot commands treat INFO as WARNING.
 
     A one-shot command's output is its result (and a failure is one line), so Alembic's INFO
@@ -114,7 +114,7 @@ def _configure_logging(command: str, level: str) -> None:
     """
     if command != "serve" and level == "INFO":
         level = "WARNING"
-    configure_logging(level)
+    configure_logging(level, log_format)
 
 
 def _first_line(error: object) -> str:

@@ -9,18 +9,42 @@ every level.
 
 :func:`configure_logging` installs the one handler; ``serve`` then runs uvicorn with
 ``log_config=None``, so uvicorn's loggers (``uvicorn.error``, ``uvicorn.access``) keep no handler
-of their own and propagate here like ours. Later log-format work (JSON lines, request ids)
-belongs in this module: a handler added anywhere else would bypass the redaction.
+of their own and propagate here like ours. A handler added anywhere else would bypass the
+redaction.
+
+Lines are text (:data:`LOG_FORMAT`) or, with ``PROMPT_STUDIO_LOG_FORMAT=json``, one JSON object
+per line (:class:`JsonFormatter`). Every line logged while an HTTP request or a websocket is
+being served carries its id (``request_id``, ``connection_id``): the ids live in context
+variables (:data:`request_id`, :data:`connection_id`), set by :class:`RequestIds` and by the
+websocket endpoint, and are inherited by the tasks started meanwhile.
 """
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
 import sys
+import time
+import uuid
 from typing import TextIO
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
+
+#: The id of the HTTP request being served (None outside of one).
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+#: The id of the collaboration websocket being served (None outside of one).
+connection_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "connection_id", default=None
+)
+REQUEST_ID_HEADER = "x-request-id"
+# An incoming X-Request-ID is kept only if it is this short and of these characters: it ends up
+# in every log line and in the response, so it must not carry newlines, markup or a novel.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 #: What stands in for the redacted part of a secret.
 MASK = "…"
@@ -74,12 +98,93 @@ def redact(text: str) -> str:
     return _PREFIXED_SECRET.sub(lambda m: mask(m[0]), text)
 
 
+def _context_of(record: logging.LogRecord) -> dict[str, str]:
+    """The ids of the request/connection a record was logged in (see :class:`ContextFilter`)."""
+    context: dict[str, str] = {}
+    for name in ("request_id", "connection_id"):
+        value = getattr(record, name, None)
+        if isinstance(value, str):
+            context[name] = value
+    return context
+
+
+class ContextFilter(logging.Filter):
+    """Stamps each record with the current request and connection id (on the handler, so it
+    sees every record, uvicorn's included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Copy the context variables onto the record (a record's own values win)."""
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id.get()
+        if getattr(record, "connection_id", None) is None:
+            record.connection_id = connection_id.get()
+        return True
+
+
 class RedactingFormatter(logging.Formatter):
     """A :class:`logging.Formatter` whose every finished line has passed :func:`redact`."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Format as usual (message, arguments, traceback), then redact the result."""
+        context = _context_of(record)
+        record.context = "".join(f" {k}={v}" for k, v in context.items())
         return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, the context ids
+    when set and ``exception`` when there is one; every string redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a single-line JSON object."""
+        line: dict[str, str] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        line.update(_context_of(record))
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            line["stack"] = redact(self.formatStack(record.stack_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+class RequestIds:
+    """Gives every HTTP request an id: a sane incoming ``X-Request-ID``, else a new one; it is
+    set in :data:`request_id` while the request is served and echoed in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request with its id in context and in the response headers."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = incoming_request_id(scope) or uuid.uuid4().hex
+        token = request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
+
+
+def incoming_request_id(scope: Scope) -> str | None:
+    """The client's ``X-Request-ID`` if it is sane (see ``_SANE_REQUEST_ID``), else None."""
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER.encode():
+            text = value.decode("latin-1")
+            return text if _SANE_REQUEST_ID.fullmatch(text) else None
+    return None
 
 
 class _StderrHandler(logging.StreamHandler[TextIO]):
@@ -93,19 +198,41 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
-def configure_logging(level: str) -> None:
-    """Log every logger's records at ``level`` and above to stderr, redacted.
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log every logger's records at ``level`` and above to stderr, redacted, as text lines or
+    (``log_format="json"``) JSON lines.
 
-    Idempotent: calling it again replaces the handler it installed before, and leaves any other
-    handler on the root logger (a test runner's, say) alone.
+    uvicorn's loggers get no handler of their own and propagate here, so their lines have the
+    same format as ours. Idempotent: calling it again replaces the handler it installed before,
+    and leaves any other handler on the root logger (a test runner's, say) alone.
     """
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(handler)
     handler = _StderrHandler()
-    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else RedactingFormatter(LOG_FORMAT)
+    )
     root.addHandler(handler)
     root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
 
 
-__all__ = ["LOG_FORMAT", "MASK", "RedactingFormatter", "configure_logging", "mask", "redact"]
+__all__ = [
+    "LOG_FORMAT",
+    "MASK",
+    "ContextFilter",
+    "JsonFormatter",
+    "RedactingFormatter",
+    "RequestIds",
+    "configure_logging",
+    "connection_id",
+    "incoming_request_id",
+    "mask",
+    "redact",
+    "request_id",
+]

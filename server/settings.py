@@ -20,6 +20,7 @@ from server.llm.secrets import fernet_key_of
 from server.origins import OriginError, parse_allowed_origins
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./prompt-studio.db"
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -35,6 +36,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # Log lines as text or as one JSON object per line (PROMPT_STUDIO_LOG_FORMAT=json).
+    log_format: str = "text"
+    # GET /metrics (Prometheus) on the main port; off when a separate metrics port is set.
+    metrics_enabled: bool = True
+    # Serve /metrics on this port of HOST instead of the main one (None: on the main port).
+    metrics_port: int | None = None
+    # Largest request head (bytes) the separate metrics port reads; a longer one is dropped.
+    metrics_max_head_bytes: int = 8192
     # Largest websocket frame accepted, in bytes; larger frames close the socket with 1009.
     max_frame_bytes: int = 1024 * 1024
     # Messages one connection may send per second (token bucket) before it is refused.
@@ -252,12 +261,32 @@ class Settings:
             raise SettingsError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}"
             )
+        log_format = text("PROMPT_STUDIO_LOG_FORMAT", defaults.log_format).lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"PROMPT_STUDIO_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+                f"got {log_format!r}"
+            )
+        metrics_port = (
+            integer("PROMPT_STUDIO_METRICS_PORT", 0, minimum=1, maximum=65535)
+            if env.get("PROMPT_STUDIO_METRICS_PORT", "").strip()
+            else None
+        )
         return cls(
             database_url=database_url,
             redis_url=redis_url,
             host=text("HOST", defaults.host),
             port=integer("PORT", defaults.port, minimum=0, maximum=65535),
             log_level=log_level,
+            log_format=log_format,
+            metrics_enabled=boolean("PROMPT_STUDIO_METRICS_ENABLED", defaults.metrics_enabled),
+            metrics_port=metrics_port,
+            metrics_max_head_bytes=integer(
+                "PROMPT_STUDIO_METRICS_MAX_HEAD_BYTES",
+                defaults.metrics_max_head_bytes,
+                256,
+                1024 * 1024,
+            ),
             max_frame_bytes=integer(
                 "PROMPT_STUDIO_MAX_FRAME_BYTES", defaults.max_frame_bytes, 1024
             ),

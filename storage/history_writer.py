@@ -166,6 +166,8 @@ class HistoryWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.commits = 0
+        # Called with the seconds each successful group commit took (the app's /metrics).
+        self.on_commit: Callable[[float], None] | None = None
         self.compactions = 0
         self.failures = 0
 
@@ -287,6 +289,7 @@ class HistoryWriter:
         alive by the loop until the next batch.
         """
         batch, self._batch = self._batch, _Batch()
+        started = time.perf_counter()
         try:
             await self._commit(batch)
         except Exception:
@@ -302,6 +305,8 @@ class HistoryWriter:
             return
         self._backoff = INITIAL_BACKOFF_SECONDS
         self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started)
         self.backlog.remove(batch.edits, batch.size)
 
     def _requeue(self, batch: _Batch) -> None:

@@ -124,6 +124,9 @@ class Broker(ABC):
         # Publishes on one channel are serialised (so seq order is delivery order); different
         # channels proceed concurrently. Striped locks keep that bounded however many channels.
         self._publish_locks = [asyncio.Lock() for _ in range(PUBLISH_LOCK_STRIPES)]
+        # Statistics for /metrics: messages handed to the backend, and sends that failed.
+        self.published = 0
+        self.publish_failures = 0
 
     @property
     def node_id(self) -> str:
@@ -212,10 +215,15 @@ class Broker(ABC):
                 self._next_seq[channel] = seq
                 await self._send_many(channel, frames)
         except TimeoutError as exc:
+            self.publish_failures += 1
             self._publish_timed_out()
             raise BrokerUnavailable(
                 f"publish on {channel!r} took longer than {self._publish_timeout}s"
             ) from exc
+        except Exception:
+            self.publish_failures += 1
+            raise
+        self.published += len(messages)
 
     async def subscribe(self, channel: str, handler: EnvelopeHandler) -> Subscription:
         """Call ``handler`` with every envelope other nodes publish on ``channel`` from now on.

@@ -96,6 +96,8 @@ class RoomLink:
         # sync-request gets out.
         self._maybe_lost = False
         self.resyncs = 0
+        # Sequence gaps seen on the channel (each healed by a resync; see /metrics).
+        self.gaps = 0
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -239,6 +241,7 @@ class RoomLink:
                 exc,
             )
         if envelope.gap:
+            self.gaps += 1
             logger.info(
                 "missed messages from node %s on %s; resyncing", envelope.sender, self.channel
             )

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from server.auth import Principal
 from server.hub.closing import CloseCode
 from server.hub.ratelimit import TokenBucket
+from server.hub.traffic import Traffic, json_type, yjs_type
 from server.hub.wire import DirectTransport, WireMessage
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,12 @@ class ClientConnection:
         send_queue_limit: int,
         rate_limit: TokenBucket,
         direct: DirectTransport | None = None,
+        traffic: Traffic | None = None,
+        connection_id: str | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex
+        self.id = connection_id or uuid.uuid4().hex
+        # Where the messages sent to this client alone are counted (broadcasts count in Room).
+        self.traffic = traffic if traffic is not None else Traffic()
         self.websocket = websocket
         self.principal = principal
         self.role = role
@@ -102,6 +107,8 @@ class ClientConnection:
         self._sender: asyncio.Task[None] | None = None
         self._closing = False
         self.close_code: int | None = None
+        # The code of the client's close frame, when it closed first (for the close log line).
+        self.peer_close_code: int | None = None
         # Set when the connection must end even though its socket may never say so (a write
         # stuck on a client that stopped reading, or a bug in the sender); see ``ended``.
         self._ended = False
@@ -154,7 +161,14 @@ class ClientConnection:
 
     def send_json(self, message: dict[str, Any]) -> None:
         """Queue a JSON protocol message."""
+        self.traffic.outbound["json", json_type(message.get("type"))] += 1
         self.send(dumps(message))
+
+    def send_yjs(self, frame: bytes | WireMessage) -> None:
+        """Queue a binary y-websocket message to this client alone."""
+        data = frame.data if isinstance(frame, WireMessage) else frame
+        self.traffic.outbound["yjs", yjs_type(data if isinstance(data, bytes) else b"")] += 1
+        self.send(frame)
 
     def close(self, code: int, reason: str) -> None:
         """Close after everything already queued has been sent."""

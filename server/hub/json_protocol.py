@@ -17,6 +17,7 @@ from crdt.codec import AwarenessEntry
 from server.hub.connection import ClientConnection, Deferred, dumps
 from server.hub.op_ids import LandedOp, op_digest
 from server.hub.room import Room, StaleRevisionError
+from server.hub.traffic import json_type
 from storage.history_writer import SessionGoneError
 
 MAX_OP_CONTENT_CHARS = 1_000_000
@@ -71,6 +72,7 @@ def handle_json_frame(room: Room, conn: ClientConnection, raw: str) -> None:
         conn.send_json(error_message("invalid_message", "id must be a string or an integer"))
         return
     kind = message.get("type")
+    room.traffic.inbound["json", json_type(kind)] += 1
     if kind == "op":
         _handle_op(room, conn, message, msg_id)
     elif kind == "presence":
@@ -145,7 +147,7 @@ def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_
     if tag is not None:
         room.ops.record(conn.user_id, tag[0], LandedOp(tag[1], durable))
     applied = change.ops[-1].to_json() if len(change.ops) == 1 else None
-
+    conn.traffic.outbound["json", "ack"] += 1
     conn.send(
         Deferred(
             durable,
@@ -205,6 +207,7 @@ def _answer_resend(
     if landed.durable is None:
         conn.send_json(_ack(msg_id, op_id, rev=rev, op=None, duplicate=True))
         return
+    conn.traffic.outbound["json", "ack"] += 1
     conn.send(
         Deferred(
             landed.durable,

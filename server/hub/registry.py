@@ -27,6 +27,7 @@ from server.hub.cluster import CONTROL, RoomLink, encode_control, session_channe
 from server.hub.connection import WireProtocol
 from server.hub.presence import PresenceTracker
 from server.hub.room import Room
+from server.hub.traffic import Traffic
 from storage.history_writer import HistoryWriter
 from storage.repositories.collaboration import get_member, get_session_by_id, load_document
 from storage.repositories.history import recent_client_ops
@@ -66,6 +67,11 @@ class Hub:
         self._grace = unload_grace_seconds
         self.rooms: dict[str, Room] = {}
         self.links: dict[str, RoomLink] = {}
+        # Message counts of every room and connection of this hub (read by /metrics).
+        self.traffic = Traffic()
+        # Gaps and resyncs of the links closed so far (the open ones keep their own counts).
+        self._retired_gaps = 0
+        self._retired_resyncs = 0
         self._maintenance: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._loading: dict[str, asyncio.Future[Room]] = {}
@@ -156,6 +162,7 @@ class Hub:
             del self.rooms[session_id]
             link = self.links.pop(session_id, None)
             if link is not None:
+                self._retire(link)
                 await link.close()
             logger.info("unloaded document %s (rev %d)", session_id, room.rev)
         except Exception:
@@ -210,6 +217,7 @@ class Hub:
             awareness_limits=self._awareness_limits,
             op_ids_per_user=self._op_ids_per_user,
             op_id_max_chars=self._op_id_max_chars,
+            traffic=self.traffic,
         )
         room.active = bool(row.is_active)
         return room
@@ -224,6 +232,21 @@ class Hub:
         async with self._sessions() as db:
             stored = await recent_client_ops(db, room.session_id, user_id, limit=room.ops.per_user)
         room.ops.merge_stored(user_id, stored)
+
+    @property
+    def cluster_gaps(self) -> int:
+        """Sequence gaps seen on document channels since start (each healed by a resync)."""
+        return self._retired_gaps + sum(link.gaps for link in self.links.values())
+
+    @property
+    def cluster_resyncs(self) -> int:
+        """Resyncs requested from the other nodes since start."""
+        return self._retired_resyncs + sum(link.resyncs for link in self.links.values())
+
+    def _retire(self, link: RoomLink) -> None:
+        """Keep a closing link's counts (the metrics are counters: they never go down)."""
+        self._retired_gaps += link.gaps
+        self._retired_resyncs += link.resyncs
 
     async def close(self) -> None:
         """Shutdown: close every connection (1012), persist every document, stop timers."""
@@ -245,6 +268,7 @@ class Hub:
         if self._unloading:
             await asyncio.gather(*self._unloading.values(), return_exceptions=True)
         for link in list(self.links.values()):
+            self._retire(link)
             await link.close()
         self.links.clear()
 

@@ -30,6 +30,7 @@ from crdt.merge import merge_updates
 from server.hub.awareness import DEFAULT_LIMITS, AwarenessLimits, RoomAwareness
 from server.hub.connection import ClientConnection, WireProtocol, dumps
 from server.hub.op_ids import OpLedger
+from server.hub.traffic import Traffic, json_type, yjs_type
 from server.hub.wire import WireMessage
 from storage.history_writer import HistoryEntry, HistoryWriter
 
@@ -76,8 +77,11 @@ class Room:
         awareness_limits: AwarenessLimits = DEFAULT_LIMITS,
         op_ids_per_user: int = 100,
         op_id_max_chars: int = 64,
+        traffic: Traffic | None = None,
     ) -> None:
         self.session_id = session_id
+        # The hub's message counts (shared by its rooms; see server.metrics).
+        self.traffic = traffic if traffic is not None else Traffic()
         self.tenant_id = tenant_id
         self.name = name
         self.description = description
@@ -97,6 +101,7 @@ class Room:
         self.roster_loaded = False
         # Yjs updates applied during this event-loop tick, broadcast together at its end.
         self._outgoing: list[tuple[bytes, ClientConnection | None]] = []
+        self._outgoing_since = 0.0
         self._writer = writer
         self._edits_since_checkpoint = 0
         self._chars_since_checkpoint = 0
@@ -184,9 +189,13 @@ class Room:
     def broadcast_yjs(self, frame: bytes, *, exclude: ClientConnection | None = None) -> None:
         """Send one binary message to every Yjs client but ``exclude``, framed once for all."""
         message = WireMessage(frame)
+        sent = 0
         for conn in self.connections:
             if conn is not exclude and conn.protocol is WireProtocol.YJS:
                 conn.send(message)
+                sent += 1
+        if sent:
+            self.traffic.outbound["yjs", yjs_type(frame)] += sent
 
     def broadcast_json(
         self, message: dict[str, Any], *, exclude: ClientConnection | None = None
@@ -200,6 +209,7 @@ class Room:
         wire = WireMessage(dumps(message))
         for conn in targets:
             conn.send(wire)
+        self.traffic.outbound["json", json_type(message.get("type"))] += len(targets)
 
     def _fan_out(
         self, change: Change, *, user_id: str | None, author: ClientConnection | None
@@ -231,6 +241,8 @@ class Room:
                 )
                 for conn in json_targets:
                     conn.send(wire)
+        if json_targets:
+            self.traffic.outbound["json", "op"] += len(json_targets) * len(operations)
         return operations
 
     def _queue_yjs_update(self, update: bytes, author: ClientConnection | None) -> None:
@@ -243,6 +255,7 @@ class Room:
         """
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush_yjs_updates)
+            self._outgoing_since = time.perf_counter()
         self._outgoing.append((update, author))
 
     def _flush_yjs_updates(self) -> None:
@@ -264,6 +277,8 @@ class Room:
                     self.broadcast_yjs(encode_sync_update(single), exclude=author)
                 return
         self.broadcast_yjs(encode_sync_update(update), exclude=exclude)
+        if self.traffic.on_fanout is not None:
+            self.traffic.on_fanout(time.perf_counter() - self._outgoing_since)
 
     # -- changes -------------------------------------------------------------------------------
 

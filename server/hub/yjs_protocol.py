@@ -25,6 +25,7 @@ from server.hub.awareness import decode_awareness_frame
 from server.hub.closing import CloseCode, CloseConnection
 from server.hub.connection import ClientConnection
 from server.hub.room import Room
+from server.hub.traffic import yjs_type
 
 # What a Yjs client sends when it has nothing the server lacks: no structs, empty delete set.
 EMPTY_UPDATE = b"\x00\x00"
@@ -32,13 +33,14 @@ EMPTY_UPDATE = b"\x00\x00"
 
 def greet_yjs(room: Room, conn: ClientConnection) -> None:
     """What the server says first to a Yjs client: its state vector, then who is here."""
-    conn.send(encode_sync_step1(room.document.state_vector()))
+    conn.send_yjs(encode_sync_step1(room.document.state_vector()))
     if room.awareness.states:
-        conn.send(room.awareness.snapshot())
+        conn.send_yjs(room.awareness.snapshot())
 
 
 def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> None:
     """Handle one binary frame from a Yjs client."""
+    room.traffic.inbound["yjs", yjs_type(frame)] += 1
     if _message_type(frame) == MessageType.AWARENESS:
         _update_awareness(room, conn, frame)
         return
@@ -51,11 +53,11 @@ def handle_binary_frame(room: Room, conn: ClientConnection, frame: bytes) -> Non
             diff = room.document.encode_state_as_update(message.state_vector)
         except (ProtocolError, UpdateError) as exc:
             raise CloseConnection(CloseCode.INVALID_PAYLOAD, f"bad state vector: {exc}") from None
-        conn.send(encode_sync_step2(diff))
+        conn.send_yjs(encode_sync_step2(diff))
     elif isinstance(message, SyncStep2 | SyncUpdate):
         _apply_update(room, conn, message.update)
     elif isinstance(message, QueryAwareness):
-        conn.send(room.awareness.snapshot())
+        conn.send_yjs(room.awareness.snapshot())
 
 
 def _message_type(frame: bytes) -> int | None:
@@ -87,7 +89,7 @@ def _apply_update(room: Room, conn: ClientConnection, update: bytes) -> None:
         return
     if not conn.can_edit:
         # Refused: neither applied nor relayed. The client is told, in y-websocket's own terms.
-        conn.send(encode_permission_denied(f"a {conn.role} cannot change this document"))
+        conn.send_yjs(encode_permission_denied(f"a {conn.role} cannot change this document"))
         return
     if not room.admit_edit():
         # Not applied, so not relayed: the client keeps the change and sends it again in the
