@@ -51,7 +51,7 @@ from server.ws_protocol import DirectSocket, DirectWebSocketProtocol, direct_web
 from storage.sqlite_thread import PreparedStatement
 
 # How long any one step of a driven protocol may take (the loop is otherwise idle).
-STEP_SECONDS = 5.0
+STEP_SECONDS = 10.0
 
 
 class GuardError(AssertionError):
@@ -816,7 +816,7 @@ async def check_redis_connection_behaviour(server: FakeRedis, url: str) -> None:
                 )
 
             await conn.send_command("SUBSCRIBE", b"ch", check_health=False)
-            confirm = await read(1.0)
+            confirm = await read(2.0)
             require(
                 confirm == [b"subscribe", b"ch", 1],
                 dist,
@@ -839,7 +839,7 @@ async def check_redis_connection_behaviour(server: FakeRedis, url: str) -> None:
             partial = await read(0.2)
             server.writer.write(message[17:])
             await server.writer.drain()
-            resumed = await read(1.0)
+            resumed = await read(2.0)
             require(
                 partial is None and resumed == [b"message", b"ch", b"payload"],
                 dist,
@@ -847,7 +847,7 @@ async def check_redis_connection_behaviour(server: FakeRedis, url: str) -> None:
                 f"{check}; got {partial!r} then {resumed!r}",
             )
             await conn.send_command("PING", check_health=False)
-            pong = await read(1.0)
+            pong = await read(2.0)
             require(
                 pong in (b"PONG", [b"pong", b""]),
                 dist,
