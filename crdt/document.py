@@ -24,6 +24,7 @@ from crdt.delta import (
 from crdt.errors import OpError, ProtocolError, UpdateError
 from crdt.ops import EditOp, OpOrigin
 from crdt.positions import utf8_length, utf16_length, utf16_to_index
+from crdt.pycrdt_raw import is_rust_panic, observe_text_raw, observe_transactions_raw
 
 __all__ = ["EMPTY_UPDATE", "TEXT_NAME", "Change", "PromptDocument"]
 
@@ -76,8 +77,8 @@ class PromptDocument:
         # ``Text.observe`` wrapper costs more than the change. The callbacks refer only to the
         # recorder, so the Doc is freed with this object.
         self._subscriptions = (
-            self._doc._doc.observe(recorder.on_transaction),
-            self._text.integrated.observe(recorder.on_text),
+            observe_transactions_raw(self._doc, recorder.on_transaction),
+            observe_text_raw(self._text, recorder.on_text),
         )
 
     # --- construction -----------------------------------------------------------------------
@@ -261,7 +262,7 @@ class PromptDocument:
         except BaseException as exc:
             # A Rust panic surfaces as pyo3's PanicException, a BaseException that would
             # slip past ``except Exception`` handlers; report it as a bad update instead.
-            if type(exc).__name__ == "PanicException":
+            if is_rust_panic(exc):
                 raise UpdateError(f"Yjs update rejected by pycrdt: {exc}") from exc
             raise
 

@@ -40,6 +40,7 @@ from pycrdt import Doc, Text
 from crdt.document import TEXT_NAME, PromptDocument
 from crdt.ops import EditOp
 from crdt.positions import index_to_utf16
+from crdt.pycrdt_raw import observe_text_raw, observe_transactions_raw
 
 __all__ = ["build_updates", "main"]
 
@@ -128,11 +129,11 @@ def time_pycrdt_step(state: bytes, updates: Sequence[bytes], rounds: int, step: 
 
         subscription: Any = None
         if step == "doc observer":
-            subscription = doc._doc.observe(lambda event: sink.append(event.update))
+            subscription = observe_transactions_raw(doc, lambda event: sink.append(event.update))
         elif step == "Text.observe delta":
             subscription = text.observe(on_delta)
         elif step == "raw text delta":
-            subscription = text.integrated.observe(on_delta)
+            subscription = observe_text_raw(text, on_delta)
         started = time.perf_counter()
         for update in updates:
             doc.apply_update(update)

@@ -15,6 +15,10 @@ forever. :class:`GuardedH11Protocol` is that protocol with two bounds:
 
 Once the head is complete nothing changes: the body, the response, keep-alive (uvicorn's own
 timeout between requests) and websocket upgrades behave exactly as in uvicorn.
+
+It relies on uvicorn's ``H11Protocol`` (its ``conn``, ``transport``, ``loop`` and ``client``, and
+no names of its own among those added here) and on h11's ``their_state`` staying ``IDLE`` until
+a request head is parsed; ``tests/unit/test_dependency_guards.py`` checks both.
 """
 
 from __future__ import annotations

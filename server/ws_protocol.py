@@ -19,9 +19,14 @@ Everything else — the handshake, pings, closing, disconnect events, the ASGI `
 uvicorn's. An application that ignores the extension sees a standard ASGI server, and the hub
 runs unchanged (only slower) on any other ASGI server.
 
-It relies on attributes of uvicorn's implementation (``conn``, ``transport``, ``writable``,
-``close_sent``, ``disconnected``, ``frames``, ``curr_msg_data_type``), hence the narrow uvicorn
-version range in ``pyproject.toml``; ``tests/e2e/test_transport.py`` exercises them.
+It relies on uvicorn's implementation: the attributes ``conn`` (websockets' ``ServerProtocol``),
+``transport``, ``writable``, ``close_sent``, ``disconnected``, ``frames``, ``curr_msg_data_type``,
+``queue``, ``loop``, ``handshake_complete`` and ``scope``; the handshake's ``request`` and
+``response`` being instance attributes unused after the handshake; and the hooks ``run_asgi``,
+``send``, ``send_receive_event_to_app`` and ``connection_lost``. Hence the narrow uvicorn version
+range in ``pyproject.toml``. ``tests/unit/test_dependency_guards.py`` checks each of these on the
+installed uvicorn (driving a handshake and messages through a fake transport) and names what
+broke; ``tests/e2e/test_transport.py`` runs the whole path in a real server.
 """
 
 from __future__ import annotations
