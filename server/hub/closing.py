@@ -26,6 +26,8 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403
     UNKNOWN_SHARE_TOKEN = 4404
     SESSION_INACTIVE = 4410
+    # Too many connections (per session or per user), or too many failed logins from an address.
+    TOO_MANY = 4429
 
 
 class CloseConnection(Exception):

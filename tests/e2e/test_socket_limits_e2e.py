@@ -1,0 +1,109 @@
+"""Connection limits, failed-login refusal and login expiry against a real server process.
+
+The server allows 3 connections per session and 2 per user; a login that expires in ~3 s
+closes its socket (4401) at expiry, long before the next purge (an hour away).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.e2e.conftest import E2E_ENV
+from tests.support.accounts import create_accounts
+from tests.support.api import create_session
+from tests.support.json_client import JsonClient
+from tests.support.server_process import ServerProcess, running_server
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+LIMIT_ENV = {
+    **E2E_ENV,
+    "PROMPT_STUDIO_MAX_CONNECTIONS_PER_SESSION": "3",
+    "PROMPT_STUDIO_MAX_CONNECTIONS_PER_USER": "2",
+    "PROMPT_STUDIO_AUTH_FAILURES_PER_ADDRESS": "3",
+    "PROMPT_STUDIO_LOGIN_PURGE_INTERVAL_SECONDS": "3600",
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def server(
+    server_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    async with running_server(
+        server_database_url, Path(tmp_path_factory.mktemp("logs")), LIMIT_ENV
+    ) as proc:
+        yield proc
+
+
+async def refused(server: ServerProcess, share_token: str, token: str) -> tuple[int | None, str]:
+    client = JsonClient(server.ws_base, share_token, token)
+    await client.connect(wait_welcome=False)
+    code, reason = await client.wait_closed()
+    await client.close()
+    return code, reason or ""
+
+
+async def test_joins_past_the_per_user_and_per_session_limits_are_closed_4429(
+    server: ServerProcess,
+) -> None:
+    ana, ben, cid = await create_accounts(server.database_url, ["Ana", "Ben", "Cid"])
+    session = await create_session(server, ana, "limits")
+    share = str(session["share_token"])
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(JsonClient(server.ws_base, share, ana.token))
+        await stack.enter_async_context(JsonClient(server.ws_base, share, ana.token))
+        code, reason = await refused(server, share, ana.token)  # Ana's third
+        assert code == 4429 and "2 open connections" in reason
+        await stack.enter_async_context(JsonClient(server.ws_base, share, ben.token))
+        code, reason = await refused(server, share, cid.token)  # the session's fourth
+        assert code == 4429 and "3 connections" in reason
+        # Those admitted are unaffected; a connection that leaves frees its place.
+        await first.send({"type": "ping"})
+        await first.wait_for(lambda m: m.get("type") == "pong")
+        await first.close()
+        async with JsonClient(server.ws_base, share, cid.token) as cid_client:
+            assert cid_client.welcome is not None
+
+
+async def test_a_login_that_expires_closes_its_socket_when_it_expires(
+    server: ServerProcess,
+) -> None:
+    (owner,) = await create_accounts(server.database_url, ["Owner"])
+    (brief,) = await create_accounts(
+        server.database_url, ["Brief"], tenant_id=owner.tenant_id, ttl_hours=3.0 / 3600
+    )
+    session = await create_session(server, owner, "expiry")
+    share = str(session["share_token"])
+    async with (
+        JsonClient(server.ws_base, share, owner.token) as lasting,
+        JsonClient(server.ws_base, share, brief.token) as expiring,
+    ):
+        opened = time.monotonic()
+        code, reason = await expiring.wait_closed(timeout=15.0)
+        assert code == 4401 and reason == "the login session expired"
+        assert time.monotonic() - opened < 10.0  # at expiry, not at a purge an hour away
+        await lasting.send({"type": "ping"})
+        await lasting.wait_for(lambda m: m.get("type") == "pong")
+
+
+async def test_failed_logins_from_an_address_are_refused_4429_at_the_limit(
+    server: ServerProcess,
+) -> None:
+    # The module's last test, and its only failed logins: 127.0.0.1 stays refused after it.
+    (ana,) = await create_accounts(server.database_url, ["Ana"])
+    session = await create_session(server, ana, "logins")
+    share = str(session["share_token"])
+    for attempt in range(3):  # within the limit: the plain 4401
+        code, _ = await refused(server, share, f"wrong-token-{attempt}")
+        assert code == 4401
+    code, reason = await refused(server, share, "wrong-token-3")
+    assert code == 4429 and "failed logins" in reason
+    # A valid token from the same address does not launder the failures either.
+    code, _ = await refused(server, share, ana.token)
+    assert code == 4429
