@@ -52,6 +52,10 @@ class Settings:
     auth_failures_per_address: int = 20
     auth_failure_window_seconds: float = 60.0
     auth_failure_addresses: int = 10_000
+    # Messages and bytes a socket may send before it is admitted (direct transport; past
+    # either, it is closed with 1008).
+    preauth_max_frames: int = 32
+    preauth_max_bytes: int = 2 * 1024 * 1024
     # How long a document with no connections stays in memory before it is flushed and unloaded.
     unload_grace_seconds: float = 30.0
     # Upper bound on how long an edit waits in the write-behind queue before its group commit.
@@ -303,6 +307,12 @@ class Settings:
             ),
             auth_failure_addresses=integer(
                 "PROMPT_STUDIO_AUTH_FAILURE_ADDRESSES", defaults.auth_failure_addresses, 1
+            ),
+            preauth_max_frames=integer(
+                "PROMPT_STUDIO_PREAUTH_MAX_FRAMES", defaults.preauth_max_frames, 1
+            ),
+            preauth_max_bytes=integer(
+                "PROMPT_STUDIO_PREAUTH_MAX_BYTES", defaults.preauth_max_bytes, 1024
             ),
             unload_grace_seconds=number(
                 "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS", defaults.unload_grace_seconds

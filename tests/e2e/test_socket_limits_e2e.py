@@ -6,6 +6,11 @@ closes its socket (4401) at expiry, long before the next purge (an hour away).
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -15,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.conftest import E2E_ENV
+from tests.e2e.test_transport import _masked_frame, _read_frames_until_close
 from tests.support.accounts import create_accounts
 from tests.support.api import create_session
 from tests.support.json_client import JsonClient
@@ -28,6 +34,8 @@ LIMIT_ENV = {
     "PROMPT_STUDIO_MAX_CONNECTIONS_PER_USER": "2",
     "PROMPT_STUDIO_AUTH_FAILURES_PER_ADDRESS": "3",
     "PROMPT_STUDIO_LOGIN_PURGE_INTERVAL_SECONDS": "3600",
+    "PROMPT_STUDIO_PREAUTH_MAX_FRAMES": "3",
+    "PROMPT_STUDIO_PREAUTH_MAX_BYTES": "4096",
 }
 
 
@@ -107,3 +115,39 @@ async def test_failed_logins_from_an_address_are_refused_4429_at_the_limit(
     # A valid token from the same address does not launder the failures either.
     code, _ = await refused(server, share, ana.token)
     assert code == 4429
+
+
+def _open_and_send(port: int, path: str, frames: list[bytes]) -> int | None:
+    """Open a websocket and send ``frames`` in one write as soon as the upgrade is answered,
+    while the server is still admitting the socket (uvicorn drops bytes sent along with the
+    upgrade request itself); the close code the server answers with (None: no close)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        sock.sendall(request)
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = sock.recv(1)
+            assert chunk, "the server closed during the handshake"
+            response += chunk
+        assert response.startswith(b"HTTP/1.1 101"), response
+        sock.sendall(b"".join(frames))
+        return _read_frames_until_close(sock, 3.0)
+
+
+async def test_a_socket_sending_too_much_before_admission_is_closed_1008(
+    server: ServerProcess,
+) -> None:
+    (ana,) = await create_accounts(server.database_url, ["Ana"])
+    session = await create_session(server, ana, "preauth")
+    path = f"/ws/{session['share_token']}?token={ana.token}&protocol=json"
+    ping = _masked_frame(0x1, json.dumps({"type": "ping"}).encode())
+    within = await asyncio.to_thread(_open_and_send, server.port, path, [ping] * 3)
+    assert within is None  # admitted, served, never closed (the read timed out)
+    assert await asyncio.to_thread(_open_and_send, server.port, path, [ping] * 4) == 1008
+    big = _masked_frame(0x1, json.dumps({"type": "ping", "pad": "x" * 3000}).encode())
+    assert await asyncio.to_thread(_open_and_send, server.port, path, [big] * 2) == 1008

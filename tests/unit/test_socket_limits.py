@@ -150,6 +150,8 @@ def test_many_failures_of_one_address_keep_only_what_the_limit_needs() -> None:
         ("PROMPT_STUDIO_AUTH_FAILURES_PER_ADDRESS", "0"),
         ("PROMPT_STUDIO_AUTH_FAILURE_WINDOW_SECONDS", "0.5"),
         ("PROMPT_STUDIO_AUTH_FAILURE_ADDRESSES", "0"),
+        ("PROMPT_STUDIO_PREAUTH_MAX_FRAMES", "0"),
+        ("PROMPT_STUDIO_PREAUTH_MAX_BYTES", "1023"),
     ],
 )
 def test_limit_settings_refuse_out_of_range_values(name: str, value: str) -> None:
@@ -167,8 +169,11 @@ def test_limit_settings_are_read_from_the_environment() -> None:
             "PROMPT_STUDIO_AUTH_FAILURES_PER_ADDRESS": "2",
             "PROMPT_STUDIO_AUTH_FAILURE_WINDOW_SECONDS": "30",
             "PROMPT_STUDIO_AUTH_FAILURE_ADDRESSES": "50",
+            "PROMPT_STUDIO_PREAUTH_MAX_FRAMES": "4",
+            "PROMPT_STUDIO_PREAUTH_MAX_BYTES": "1024",
         }
     )
+    assert (settings.preauth_max_frames, settings.preauth_max_bytes) == (4, 1024)
     limits = SocketGuard.from_settings(settings)
     assert (limits.connections_per_session, limits.connections_per_user) == (7, 1)
     assert (settings.user_rate_limit_per_second, settings.user_rate_limit_burst) == (5.0, 9)
