@@ -110,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
                         awareness_limits=AwarenessLimits.from_settings(settings),
                         op_ids_per_user=settings.op_ids_per_user,
                         op_id_max_chars=settings.op_id_max_chars,
+                        max_document_bytes=settings.max_document_bytes,
                     )
                 )
                 admission = await stack.enter_async_context(

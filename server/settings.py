@@ -56,6 +56,9 @@ class Settings:
     # either, it is closed with 1008).
     preauth_max_frames: int = 32
     preauth_max_bytes: int = 2 * 1024 * 1024
+    # Largest document (its text in UTF-8 bytes): an op or update past it is refused
+    # (JSON: error document_too_large; Yjs: close 4413), and so is a REST write feeding it.
+    max_document_bytes: int = 1024 * 1024
     # How long a document with no connections stays in memory before it is flushed and unloaded.
     unload_grace_seconds: float = 30.0
     # Upper bound on how long an edit waits in the write-behind queue before its group commit.
@@ -307,6 +310,9 @@ class Settings:
             ),
             auth_failure_addresses=integer(
                 "PROMPT_STUDIO_AUTH_FAILURE_ADDRESSES", defaults.auth_failure_addresses, 1
+            ),
+            max_document_bytes=integer(
+                "PROMPT_STUDIO_MAX_DOCUMENT_BYTES", defaults.max_document_bytes, 1024
             ),
             preauth_max_frames=integer(
                 "PROMPT_STUDIO_PREAUTH_MAX_FRAMES", defaults.preauth_max_frames, 1

@@ -76,8 +76,11 @@ class Room:
         awareness_limits: AwarenessLimits = DEFAULT_LIMITS,
         op_ids_per_user: int = 100,
         op_id_max_chars: int = 64,
+        max_document_bytes: int | None = None,
     ) -> None:
         self.session_id = session_id
+        # The bound on the text's UTF-8 size (server.hub.doc_size); None: unbounded.
+        self.max_document_bytes = max_document_bytes
         self.tenant_id = tenant_id
         self.name = name
         self.description = description
