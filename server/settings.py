@@ -52,6 +52,9 @@ class Settings:
     auth_failures_per_address: int = 20
     auth_failure_window_seconds: float = 60.0
     auth_failure_addresses: int = 10_000
+    # Each failed authentication after the first in the window is answered this much later
+    # than the previous one (at most 2 s).
+    auth_failure_delay_seconds: float = 0.25
     # Messages and bytes a socket may send before it is admitted (direct transport; past
     # either, it is closed with 1008).
     preauth_max_frames: int = 32
@@ -313,6 +316,9 @@ class Settings:
             ),
             max_document_bytes=integer(
                 "PROMPT_STUDIO_MAX_DOCUMENT_BYTES", defaults.max_document_bytes, 1024
+            ),
+            auth_failure_delay_seconds=number(
+                "PROMPT_STUDIO_AUTH_FAILURE_DELAY_SECONDS", defaults.auth_failure_delay_seconds
             ),
             preauth_max_frames=integer(
                 "PROMPT_STUDIO_PREAUTH_MAX_FRAMES", defaults.preauth_max_frames, 1

@@ -76,6 +76,7 @@ async def _serve_socket(websocket: WebSocket) -> None:
     except CloseConnection as exc:
         if exc.code is CloseCode.UNAUTHENTICATED:
             guard.auth_failures.fail(address)
+            await asyncio.sleep(guard.auth_failures.delay(address))  # slows a guesser down
         await _close(websocket, exc.code, exc.reason)
         return
 

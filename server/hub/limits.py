@@ -3,10 +3,12 @@
 * connections per session and per user: the next join is refused (close 4429);
 * messages per user across all of that user's connections: one token bucket per user, shared by
   the user's connections (over it: what the per-connection rate limit does);
-* failed logins per client address: after ``auth_failures`` within ``auth_failure_window``
-  seconds the address is refused (close 4429) until the oldest failure leaves the window. The
-  addresses remembered are bounded (least recently failing forgotten first), and a success does
-  not clear any address's failures (an attacker cannot launder them with a valid token).
+* failed logins per client address: each failure after the first within the window is
+  answered a little later (slowed down), and after ``auth_failures`` within
+  ``auth_failure_window`` seconds the address is refused (close 4429) until the oldest
+  failure leaves the window. The addresses remembered are bounded (least recently failing
+  forgotten first), and a success does not clear any address's failures (an attacker cannot
+  launder them with a valid token).
 
 All counts are per node: a client spread over N nodes gets N times the allowance.
 """
@@ -19,6 +21,9 @@ from dataclasses import dataclass, field
 
 from server.hub.ratelimit import TokenBucket
 from server.settings import Settings
+
+# The longest a failed authentication is delayed (the socket is held meanwhile).
+MAX_FAILURE_DELAY_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -34,6 +39,8 @@ class AuthFailures:
     limit: int
     window: float
     max_addresses: int
+    # Each failure in the window after the first delays the next refusal this much more.
+    delay_step: float = 0.0
     _failures: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
 
     def fail(self, address: str, now: float | None = None) -> None:
@@ -58,6 +65,15 @@ class AuthFailures:
         if len(stamps) < self.limit:
             return None
         return max(0.0, stamps[0] + self.window - now)
+
+    def delay(self, address: str, now: float | None = None) -> float:
+        """How long to wait before refusing ``address`` again: ``delay_step`` per earlier
+        failure in the window, at most :data:`MAX_FAILURE_DELAY_SECONDS`."""
+        stamps = self._failures.get(address)
+        if not stamps:
+            return 0.0
+        self._expire(stamps, time.monotonic() if now is None else now)
+        return min(MAX_FAILURE_DELAY_SECONDS, self.delay_step * max(0, len(stamps) - 1))
 
     def __len__(self) -> int:
         return len(self._failures)
@@ -98,6 +114,7 @@ class SocketGuard:
                 settings.auth_failures_per_address,
                 settings.auth_failure_window_seconds,
                 settings.auth_failure_addresses,
+                settings.auth_failure_delay_seconds,
             ),
         )
 

@@ -9,7 +9,7 @@ import pytest
 
 from crdt import PromptDocument
 from server.hub.endpoint import FrameHandler
-from server.hub.limits import AuthFailures, SocketGuard
+from server.hub.limits import MAX_FAILURE_DELAY_SECONDS, AuthFailures, SocketGuard
 from server.hub.room import Room
 from server.settings import Settings, SettingsError
 from tests.support.transports import RecordingTransport, recording_json_connection
@@ -179,3 +179,25 @@ def test_limit_settings_are_read_from_the_environment() -> None:
     assert (settings.user_rate_limit_per_second, settings.user_rate_limit_burst) == (5.0, 9)
     failures = limits.auth_failures
     assert (failures.limit, failures.window, failures.max_addresses) == (2, 30.0, 50)
+
+
+def test_each_failure_after_the_first_slows_the_next_answer_down_up_to_a_cap() -> None:
+    failures = AuthFailures(limit=100, window=60.0, max_addresses=10, delay_step=0.5)
+    assert failures.delay("a", now=0.0) == 0.0
+    failures.fail("a", now=0.0)
+    assert failures.delay("a", now=0.0) == 0.0  # one failure: a typo is not punished
+    failures.fail("a", now=1.0)
+    failures.fail("a", now=2.0)
+    assert failures.delay("a", now=2.0) == pytest.approx(1.0)
+    for t in range(3, 20):
+        failures.fail("a", now=float(t))
+    assert failures.delay("a", now=20.0) == MAX_FAILURE_DELAY_SECONDS
+    assert failures.delay("b", now=20.0) == 0.0
+    assert failures.delay("a", now=200.0) == 0.0  # the window passed
+
+
+def test_the_failure_delay_setting_refuses_negative_values() -> None:
+    with pytest.raises(SettingsError):
+        Settings.from_env({"PROMPT_STUDIO_AUTH_FAILURE_DELAY_SECONDS": "-1"})
+    settings = Settings.from_env({"PROMPT_STUDIO_AUTH_FAILURE_DELAY_SECONDS": "0"})
+    assert SocketGuard.from_settings(settings).auth_failures.delay_step == 0.0
