@@ -100,23 +100,6 @@ async def test_a_login_that_expires_closes_its_socket_when_it_expires(
         await lasting.wait_for(lambda m: m.get("type") == "pong")
 
 
-async def test_failed_logins_from_an_address_are_refused_4429_at_the_limit(
-    server: ServerProcess,
-) -> None:
-    # The module's last test, and its only failed logins: 127.0.0.1 stays refused after it.
-    (ana,) = await create_accounts(server.database_url, ["Ana"])
-    session = await create_session(server, ana, "logins")
-    share = str(session["share_token"])
-    for attempt in range(3):  # within the limit: the plain 4401
-        code, _ = await refused(server, share, f"wrong-token-{attempt}")
-        assert code == 4401
-    code, reason = await refused(server, share, "wrong-token-3")
-    assert code == 4429 and "failed logins" in reason
-    # A valid token from the same address does not launder the failures either.
-    code, _ = await refused(server, share, ana.token)
-    assert code == 4429
-
-
 def _open_and_send(port: int, path: str, frames: list[bytes]) -> int | None:
     """Open a websocket and send ``frames`` in one write as soon as the upgrade is answered,
     while the server is still admitting the socket (uvicorn drops bytes sent along with the
@@ -151,3 +134,20 @@ async def test_a_socket_sending_too_much_before_admission_is_closed_1008(
     assert await asyncio.to_thread(_open_and_send, server.port, path, [ping] * 4) == 1008
     big = _masked_frame(0x1, json.dumps({"type": "ping", "pad": "x" * 3000}).encode())
     assert await asyncio.to_thread(_open_and_send, server.port, path, [big] * 2) == 1008
+
+
+async def test_failed_logins_from_an_address_are_refused_4429_at_the_limit(
+    server: ServerProcess,
+) -> None:
+    # The module's last test, and its only failed logins: 127.0.0.1 stays refused after it.
+    (ana,) = await create_accounts(server.database_url, ["Ana"])
+    session = await create_session(server, ana, "logins")
+    share = str(session["share_token"])
+    for attempt in range(3):  # within the limit: the plain 4401
+        code, _ = await refused(server, share, f"wrong-token-{attempt}")
+        assert code == 4401
+    code, reason = await refused(server, share, "wrong-token-3")
+    assert code == 4429 and "failed logins" in reason
+    # A valid token from the same address does not launder the failures either.
+    code, _ = await refused(server, share, ana.token)
+    assert code == 4429
