@@ -27,6 +27,7 @@ from server.hub.awareness import AwarenessLimits
 from server.hub.broker import create_broker
 from server.hub.composer import ComposerPresence
 from server.hub.endpoint import collaboration_socket
+from server.hub.limits import SocketGuard
 from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub
 from server.hub.revocation import CredentialWatch
@@ -113,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
                         awareness_limits=AwarenessLimits.from_settings(settings),
                         op_ids_per_user=settings.op_ids_per_user,
                         op_id_max_chars=settings.op_id_max_chars,
+                        max_document_bytes=settings.max_document_bytes,
                     )
                 )
                 admission = await stack.enter_async_context(
@@ -160,6 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
                     compose=compose,
                     cache=cache,
                     run_leases=run_leases,
+                    guard=SocketGuard.from_settings(settings),
                 )
                 # Refresh rules re-run cached requests through the run service.
                 cache.set_refresher(run_service(app.state.services).refresh)

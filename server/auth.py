@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -27,6 +28,8 @@ class Principal:
     # SHA-256 of the login token this principal presented (websockets keep it, so that a
     # logout or a revocation can close exactly the connections opened with that token).
     login_hash: str | None = None
+    # When that login session expires (naive UTC); a websocket closes then (4401).
+    expires_at: datetime | None = None
 
 
 def extract_token(conn: HTTPConnection) -> str | None:
@@ -66,6 +69,7 @@ def principal_of(owner: TokenOwner | None, login_hash: str | None = None) -> Pri
         name=owner.name,
         color=owner.color or "#3B82F6",
         login_hash=login_hash,
+        expires_at=owner.expires_at,
     )
 
 

@@ -308,7 +308,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         http=guarded_h11_protocol(
             settings.head_timeout_seconds, settings.max_half_open_connections
         ),
-        ws=direct_websocket_protocol(settings.drop_grace_seconds)
+        ws=direct_websocket_protocol(
+            settings.drop_grace_seconds,
+            settings.preauth_max_frames,
+            settings.preauth_max_bytes,
+        )
         if direct
         else "websockets-sansio",
         ws_max_size=settings.max_frame_bytes,

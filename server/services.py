@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from server.cache.service import SemanticCacheService
     from server.compose.runner import ComposeRunner
     from server.hub.broker import Broker
+    from server.hub.limits import SocketGuard
     from server.hub.registry import Hub
     from server.hub.revocation import CredentialWatch
     from server.runs.leases import RunLeases
@@ -48,6 +49,9 @@ class Services:
     cache: SemanticCacheService | None = None
     # This node's run leases and the sweep of dead nodes' runs (server.runs.leases).
     run_leases: RunLeases | None = None
+    # Cross-connection socket limits (server.hub.limits); built from settings at first use
+    # in bare test setups.
+    guard: SocketGuard | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -49,6 +49,28 @@ class Settings:
     # Messages one connection may send per second (token bucket) before it is refused.
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
+    # Cross-connection limits (server.hub.limits, per node): connections one session and one
+    # user may hold (the next join is closed 4429), and messages per second one user may send
+    # over all of their connections (a token bucket shared by them).
+    max_connections_per_session: int = 500
+    max_connections_per_user: int = 50
+    user_rate_limit_per_second: float = 400.0
+    user_rate_limit_burst: int = 800
+    # Failed websocket authentications (4401) one client address may have within the window
+    # before it is refused (4429); how many addresses are remembered (least recent forgotten).
+    auth_failures_per_address: int = 20
+    auth_failure_window_seconds: float = 60.0
+    auth_failure_addresses: int = 10_000
+    # Each failed authentication after the first in the window is answered this much later
+    # than the previous one (at most 2 s).
+    auth_failure_delay_seconds: float = 0.25
+    # Messages and bytes a socket may send before it is admitted (direct transport; past
+    # either, it is closed with 1008).
+    preauth_max_frames: int = 32
+    preauth_max_bytes: int = 2 * 1024 * 1024
+    # Largest document (its text in UTF-8 bytes): an op or update past it is refused
+    # (JSON: error document_too_large; Yjs: close 4413), and so is a REST write feeding it.
+    max_document_bytes: int = 1024 * 1024
     # How long a document with no connections stays in memory before it is flushed and unloaded.
     unload_grace_seconds: float = 30.0
     # Upper bound on how long an edit waits in the write-behind queue before its group commit.
@@ -295,6 +317,43 @@ class Settings:
             ),
             rate_limit_burst=integer(
                 "PROMPT_STUDIO_RATE_LIMIT_BURST", defaults.rate_limit_burst, 1
+            ),
+            max_connections_per_session=integer(
+                "PROMPT_STUDIO_MAX_CONNECTIONS_PER_SESSION", defaults.max_connections_per_session, 1
+            ),
+            max_connections_per_user=integer(
+                "PROMPT_STUDIO_MAX_CONNECTIONS_PER_USER", defaults.max_connections_per_user, 1
+            ),
+            user_rate_limit_per_second=number(
+                "PROMPT_STUDIO_USER_RATE_LIMIT_PER_SECOND",
+                defaults.user_rate_limit_per_second,
+                1.0,
+            ),
+            user_rate_limit_burst=integer(
+                "PROMPT_STUDIO_USER_RATE_LIMIT_BURST", defaults.user_rate_limit_burst, 1
+            ),
+            auth_failures_per_address=integer(
+                "PROMPT_STUDIO_AUTH_FAILURES_PER_ADDRESS", defaults.auth_failures_per_address, 1
+            ),
+            auth_failure_window_seconds=number(
+                "PROMPT_STUDIO_AUTH_FAILURE_WINDOW_SECONDS",
+                defaults.auth_failure_window_seconds,
+                1.0,
+            ),
+            auth_failure_addresses=integer(
+                "PROMPT_STUDIO_AUTH_FAILURE_ADDRESSES", defaults.auth_failure_addresses, 1
+            ),
+            max_document_bytes=integer(
+                "PROMPT_STUDIO_MAX_DOCUMENT_BYTES", defaults.max_document_bytes, 1024
+            ),
+            auth_failure_delay_seconds=number(
+                "PROMPT_STUDIO_AUTH_FAILURE_DELAY_SECONDS", defaults.auth_failure_delay_seconds
+            ),
+            preauth_max_frames=integer(
+                "PROMPT_STUDIO_PREAUTH_MAX_FRAMES", defaults.preauth_max_frames, 1
+            ),
+            preauth_max_bytes=integer(
+                "PROMPT_STUDIO_PREAUTH_MAX_BYTES", defaults.preauth_max_bytes, 1024
             ),
             unload_grace_seconds=number(
                 "PROMPT_STUDIO_UNLOAD_GRACE_SECONDS", defaults.unload_grace_seconds

@@ -45,6 +45,10 @@ logger = logging.getLogger(__name__)
 # How long a dropped connection may take to read what was buffered before it is aborted
 # (the default of ``PROMPT_STUDIO_DROP_GRACE_SECONDS``).
 DROP_GRACE_SECONDS = 5.0
+# What a socket may send before the hub takes its messages (admission and join not done):
+# the defaults of ``PROMPT_STUDIO_PREAUTH_MAX_FRAMES`` / ``PROMPT_STUDIO_PREAUTH_MAX_BYTES``.
+PREAUTH_MAX_FRAMES = 32
+PREAUTH_MAX_BYTES = 2 * 1024 * 1024
 
 
 class DirectSocket:
@@ -132,10 +136,15 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol offering a :class:`DirectSocket` to the app."""
 
     drop_grace_seconds: ClassVar[float] = DROP_GRACE_SECONDS
+    preauth_max_frames: ClassVar[int] = PREAUTH_MAX_FRAMES
+    preauth_max_bytes: ClassVar[int] = PREAUTH_MAX_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.direct = DirectSocket(self)
+        # Frames and bytes received while no receiver is set (before the socket is admitted).
+        self.preauth_frames = 0
+        self.preauth_bytes = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The TCP connection ended: cancel a pending abort, then uvicorn's clean-up."""
@@ -159,6 +168,10 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def send_receive_event_to_app(self) -> None:
         """Hand a complete message to the receiver callback, or to ASGI receive without one."""
         receiver = self.direct.receiver
+        if receiver is None and not self.close_sent and not self._within_preauth_limit():
+            self.frames = []
+            self.direct.drop(1008, "too much sent before the socket was admitted")
+            return
         if receiver is None or self.close_sent:
             super().send_receive_event_to_app()
             return
@@ -180,12 +193,33 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             logger.exception("websocket message handler failed; closing the connection")
             self.direct.drop(1011, "internal server error")
 
+    def _within_preauth_limit(self) -> bool:
+        """Count the message being handed over before admission; False past either bound.
 
-def direct_websocket_protocol(drop_grace_seconds: float) -> type[DirectWebSocketProtocol]:
-    """:class:`DirectWebSocketProtocol` aborting dropped clients after ``drop_grace_seconds``."""
+        Until the hub sets a receiver the messages wait in uvicorn's queue, unread: an
+        unauthenticated client must not fill it (each message may be a full-size frame).
+        """
+        self.preauth_frames += 1
+        self.preauth_bytes += sum(len(frame) for frame in self.frames)
+        return (
+            self.preauth_frames <= self.preauth_max_frames
+            and self.preauth_bytes <= self.preauth_max_bytes
+        )
+
+
+def direct_websocket_protocol(
+    drop_grace_seconds: float,
+    preauth_max_frames: int = PREAUTH_MAX_FRAMES,
+    preauth_max_bytes: int = PREAUTH_MAX_BYTES,
+) -> type[DirectWebSocketProtocol]:
+    """:class:`DirectWebSocketProtocol` aborting dropped clients after ``drop_grace_seconds``
+    and closing (1008) a socket that sends more than ``preauth_max_frames`` messages or
+    ``preauth_max_bytes`` bytes before it is admitted."""
 
     class Configured(DirectWebSocketProtocol):
         pass
 
     Configured.drop_grace_seconds = drop_grace_seconds
+    Configured.preauth_max_frames = preauth_max_frames
+    Configured.preauth_max_bytes = preauth_max_bytes
     return Configured

@@ -21,7 +21,8 @@ from server.api.schemas.sessions import (
     RestoreRequest,
 )
 from server.api.types import IntId, PageParams, ResourceId
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, NotFound, ValidationFailed
+from server.hub.doc_size import DocumentTooLarge
 from storage.models import EditHistory
 from storage.repositories.history import HistoryItem, get_edit, list_history, replay_rows
 
@@ -111,6 +112,11 @@ async def restore(
     live_id = session.id
     _item, target = await content_at(db, live_id, body.edit_id)
     await db.rollback()  # release the read transaction before waiting on the hub
-    rev, durable = await services.hub.replace_text(live_id, user.user_id, target, origin="restore")
+    try:
+        rev, durable = await services.hub.replace_text(
+            live_id, user.user_id, target, origin="restore"
+        )
+    except DocumentTooLarge as exc:
+        raise ValidationFailed(str(exc), field="edit_id", code="document_too_large") from None
     await durable
     return RestoreOut(rev=rev, content=target, restored_edit_id=body.edit_id)

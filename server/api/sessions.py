@@ -27,6 +27,8 @@ from server.api.schemas.sessions import (
     ShareLink,
 )
 from server.api.types import PageParams, ResourceId
+from server.errors import ValidationFailed
+from server.hub.doc_size import DocumentTooLarge
 from server.prompts.context import Actor
 from server.prompts.publishing import initial_text_for_version
 from server.security import hash_secret, new_share_token
@@ -43,15 +45,23 @@ router = APIRouter(route_class=StudioRoute, tags=["sessions"])
 
 @router.post("/sessions", status_code=201, response_model=SessionCreated, summary="New session")
 async def create(
-    body: SessionCreate, request: Request, user: CurrentUser, db: UserDb
+    body: SessionCreate, request: Request, user: CurrentUser, db: UserDb, services: ServicesDep
 ) -> SessionCreated:
-    """A new session owned by the caller, with its share link."""
+    """A new session owned by the caller, with its share link (422 ``document_too_large`` when
+    its text, given or from the prompt version, is over ``PROMPT_STUDIO_MAX_DOCUMENT_BYTES``)."""
     content = body.content or ""
     if body.prompt_id is not None:
         with domain_errors():
             content = await initial_text_for_version(
                 db, Actor(user.tenant_id, user.user_id), body.prompt_id, body.version
             )
+    size, limit = len(content.encode("utf-8")), services.settings.max_document_bytes
+    if size > limit:
+        raise ValidationFailed(
+            str(DocumentTooLarge(size, limit)),
+            field="prompt_id" if body.prompt_id is not None else "content",
+            code="document_too_large",
+        )
     # The CRDT state is made once, here, so every later load and every Yjs client shares it.
     document = PromptDocument.from_text(content)
     share_token = new_share_token()

@@ -26,6 +26,10 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403
     UNKNOWN_SHARE_TOKEN = 4404
     SESSION_INACTIVE = 4410
+    # A Yjs update that would take the document past PROMPT_STUDIO_MAX_DOCUMENT_BYTES.
+    DOCUMENT_TOO_LARGE = 4413
+    # Too many connections (per session or per user), or too many failed logins from an address.
+    TOO_MANY = 4429
 
 
 class CloseConnection(Exception):

@@ -93,6 +93,8 @@ class ClientConnection:
         self.role = role
         self.protocol: WireProtocol | None = None
         self.rate_limit = rate_limit
+        # The user's bucket shared by all of their connections (server.hub.limits).
+        self.user_rate_limit: TokenBucket | None = None
         self.rate_violations = 0
         # The awareness client id that stands for this connection when it speaks JSON.
         self.awareness_client_id = new_awareness_client_id()

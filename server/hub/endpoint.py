@@ -2,7 +2,10 @@
 
 Admission order: check the page's Origin (4403, see :mod:`server.origins`), authenticate
 (4401), find the session by share token (4404), check it is active (4410) and of the caller's
-tenant (4403), make the caller a member (VIEWER unless already one), then join the room.
+tenant (4403), make the caller a member (VIEWER unless already one), then join the room
+unless the session or the user holds the maximum of connections (4429, see
+:mod:`server.hub.limits`). An address with too many failed authentications is refused (4429)
+before anything is read; a connection closes (4401) when its login session expires.
 The receive loop enforces the frame size (1009) and rate limit (1008) and dispatches frames to
 the protocol of the connection; a :class:`CloseConnection` raised anywhere ends up here, as the
 one place that turns it into a close frame.
@@ -14,7 +17,9 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import uuid
+from datetime import datetime
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -22,6 +27,7 @@ from server.auth import Principal, extract_token, principal_of
 from server.hub.closing import CloseCode, CloseConnection
 from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.json_protocol import error_message, handle_json_frame, welcome_message
+from server.hub.limits import SocketGuard
 from server.hub.ratelimit import TokenBucket
 from server.hub.room import Room
 from server.hub.wire import DIRECT_EXTENSION, DirectTransport
@@ -30,6 +36,7 @@ from server.logs import connection_id
 from server.origins import origin_policy
 from server.security import hash_secret
 from server.services import Services, services_of
+from storage.base import utcnow
 from storage.repositories.collaboration import ensure_member, member_roster
 
 logger = logging.getLogger(__name__)
@@ -69,9 +76,22 @@ async def _serve(websocket: WebSocket, cid: str) -> None:
     if not origin_allowed:  # before admission: nothing is read or sent for a foreign page
         await _close(websocket, CloseCode.FORBIDDEN, "this origin may not open the socket")
         return
+    guard = socket_guard(services)
+    address = websocket.client.host if websocket.client is not None else ""
+    retry_after = guard.auth_failures.retry_after(address)
+    if retry_after is not None:
+        await _close(
+            websocket,
+            CloseCode.TOO_MANY,
+            f"too many failed logins from this address; retry in {math.ceil(retry_after)} s",
+        )
+        return
     try:
         principal, session_id, role = await _admit(websocket, services)
     except CloseConnection as exc:
+        if exc.code is CloseCode.UNAUTHENTICATED:
+            guard.auth_failures.fail(address)
+            await asyncio.sleep(guard.auth_failures.delay(address))  # slows a guesser down
         await _close(websocket, exc.code, exc.reason)
         return
 
@@ -93,6 +113,8 @@ async def _serve(websocket: WebSocket, cid: str) -> None:
         traffic=hub.traffic,
         connection_id=cid,
     )
+    entered = False
+    expiry: asyncio.TimerHandle | None = None
     try:
         if not room.active:
             await _close(websocket, CloseCode.SESSION_INACTIVE, "the session is not active")
@@ -103,7 +125,15 @@ async def _serve(websocket: WebSocket, cid: str) -> None:
         room.note_member(principal.user_id, principal.name, principal.color, role)
         if requested_protocol(websocket) is not WireProtocol.YJS:
             await hub.refresh_op_ids(room, principal.user_id)
+        # No await from this check to ``room.add``: concurrent joins cannot overshoot.
+        refusal = guard.join_refusal(principal.user_id, len(room.connections))
+        if refusal is not None:
+            await _close(websocket, CloseCode.TOO_MANY, refusal)
+            return
+        conn.user_rate_limit = guard.enter(principal.user_id)
+        entered = True
         room.add(conn)
+        expiry = _expire_at_logout(conn, principal.expires_at)
         hub.presence.mark(session_id, principal.user_id)
         requested = requested_protocol(websocket)
         if requested is not None:
@@ -127,11 +157,34 @@ async def _serve(websocket: WebSocket, cid: str) -> None:
                 conn.close_code if conn.close_code is not None else conn.peer_close_code
             )
     finally:
+        if expiry is not None:
+            expiry.cancel()
         if direct is not None:
             direct.set_receiver(None)
-        room.remove(conn)
+        if entered:
+            guard.leave(principal.user_id)
+            room.remove(conn)
         hub.presence.mark(session_id, principal.user_id)
         hub.release(room)
+
+
+def socket_guard(services: Services) -> SocketGuard:
+    """The node's cross-connection limits (built from the settings in bare test setups)."""
+    if services.guard is None:
+        services.guard = SocketGuard.from_settings(services.settings)
+    return services.guard
+
+
+def _expire_at_logout(
+    conn: ClientConnection, expires_at: datetime | None
+) -> asyncio.TimerHandle | None:
+    """Close ``conn`` (4401) when its login session expires, not at its next join."""
+    if expires_at is None:
+        return None
+    delay = max(0.0, (expires_at - utcnow()).total_seconds())
+    return asyncio.get_running_loop().call_later(
+        delay, conn.close, CloseCode.UNAUTHENTICATED, "the login session expired"
+    )
 
 
 async def _admit(websocket: WebSocket, services: Services) -> tuple[Principal, str, str]:
@@ -235,7 +288,8 @@ class FrameHandler:
             raise CloseConnection(
                 CloseCode.MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {self.max_frame_bytes}"
             )
-        if not conn.rate_limit.take():
+        user_bucket = conn.user_rate_limit
+        if not conn.rate_limit.take() or (user_bucket is not None and not user_bucket.take()):
             _over_rate_limit(conn)
             return
         if conn.protocol is None:

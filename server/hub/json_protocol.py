@@ -15,6 +15,7 @@ from typing import Any
 from crdt import OpError, parse_op, transform_through
 from crdt.codec import AwarenessEntry
 from server.hub.connection import ClientConnection, Deferred, dumps
+from server.hub.doc_size import DocumentTooLarge, check_op
 from server.hub.op_ids import LandedOp, op_digest
 from server.hub.room import Room, StaleRevisionError
 from server.hub.traffic import json_type
@@ -137,6 +138,11 @@ def _handle_op(room: Room, conn: ClientConnection, message: dict[str, Any], msg_
                 "overloaded", "the server is busy storing edits; resend this op shortly", msg_id
             )
         )
+        return
+    try:
+        check_op(room.document, transformed, room.max_document_bytes)
+    except DocumentTooLarge as exc:
+        conn.send_json(error_message("document_too_large", str(exc), msg_id, limit=exc.limit))
         return
     try:
         change = room.document.apply_op(transformed)

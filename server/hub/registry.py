@@ -25,6 +25,7 @@ from server.hub.broker import Broker, BrokerError
 from server.hub.closing import CloseCode
 from server.hub.cluster import CONTROL, RoomLink, encode_control, session_channel
 from server.hub.connection import WireProtocol
+from server.hub.doc_size import check_op
 from server.hub.presence import PresenceTracker
 from server.hub.room import Room
 from server.hub.traffic import Traffic
@@ -56,8 +57,10 @@ class Hub:
         awareness_limits: AwarenessLimits = DEFAULT_LIMITS,
         op_ids_per_user: int = 100,
         op_id_max_chars: int = 64,
+        max_document_bytes: int | None = None,
     ) -> None:
         self._sessions = sessions
+        self._max_document_bytes = max_document_bytes
         self._awareness_limits = awareness_limits
         self._op_ids_per_user = op_ids_per_user
         self._op_id_max_chars = op_id_max_chars
@@ -218,6 +221,7 @@ class Hub:
             op_ids_per_user=self._op_ids_per_user,
             op_id_max_chars=self._op_id_max_chars,
             traffic=self.traffic,
+            max_document_bytes=self._max_document_bytes,
         )
         room.active = bool(row.is_active)
         return room
@@ -280,13 +284,15 @@ class Hub:
         """Make the document's text equal ``target`` with one minimal replace, as a new change.
 
         A server-side edit (e.g. a restore) goes through the same path as a client's: it is
-        numbered, fanned out, recorded and sent to the other nodes.
+        numbered, fanned out, recorded and sent to the other nodes. Raises
+        :class:`~server.hub.doc_size.DocumentTooLarge` (nothing applied) past the size bound.
         """
         room = await self.acquire(session_id)
         try:
             op = diff_to_op(room.text, target, origin=origin)
             if op is None:
                 return room.rev, room.commit_nothing()
+            check_op(room.document, op, room.max_document_bytes)
             return room.commit(room.document.apply_op(op), user_id=user_id, author=None)
         finally:
             self.release(room)

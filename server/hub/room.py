@@ -78,10 +78,13 @@ class Room:
         op_ids_per_user: int = 100,
         op_id_max_chars: int = 64,
         traffic: Traffic | None = None,
+        max_document_bytes: int | None = None,
     ) -> None:
         self.session_id = session_id
         # The hub's message counts (shared by its rooms; see server.metrics).
         self.traffic = traffic if traffic is not None else Traffic()
+        # The bound on the text's UTF-8 size (server.hub.doc_size); None: unbounded.
+        self.max_document_bytes = max_document_bytes
         self.tenant_id = tenant_id
         self.name = name
         self.description = description

@@ -24,6 +24,7 @@ from crdt.codec import (
 from server.hub.awareness import decode_awareness_frame
 from server.hub.closing import CloseCode, CloseConnection
 from server.hub.connection import ClientConnection
+from server.hub.doc_size import DocumentTooLarge, check_update
 from server.hub.room import Room
 from server.hub.traffic import yjs_type
 
@@ -97,6 +98,12 @@ def _apply_update(room: Room, conn: ClientConnection, update: bytes) -> None:
         raise CloseConnection(
             CloseCode.TRY_AGAIN_LATER, "server busy storing edits; reconnect to resend"
         )
+    try:
+        check_update(room.document, update, room.max_document_bytes)
+    except DocumentTooLarge as exc:
+        # Not applied, so no peer has it; the client keeps it and is refused again if it
+        # resends it on reconnecting.
+        raise CloseConnection(CloseCode.DOCUMENT_TOO_LARGE, str(exc)) from None
     try:
         change = room.document.apply_update(update, origin="user")
     except UpdateError as exc:

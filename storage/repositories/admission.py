@@ -23,7 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.base import utcnow
 from storage.models import CollaborationSession, SessionMember, User
-from storage.repositories.tenancy import TokenOwner, token_owner_of, token_owner_select
+from storage.repositories.tenancy import (
+    OWNER_COLUMNS,
+    TokenOwner,
+    token_owner_of,
+    token_owner_select,
+)
 from storage.sqlite_thread import PreparedStatement, SqliteThread, sqlite_file_of
 
 Admission = tuple[TokenOwner | None, "JoinTarget | None"]
@@ -79,7 +84,7 @@ def _admission(row: Any) -> Admission:
     if row is None:
         return None, None
     owner = token_owner_of(row)
-    sid, s_tenant, active, mid, role = row[6:]
+    sid, s_tenant, active, mid, role = row[OWNER_COLUMNS:]
     if sid is None:
         return owner, None
     return owner, JoinTarget(sid, s_tenant, bool(active), role, mid is not None)

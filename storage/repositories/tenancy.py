@@ -92,6 +92,12 @@ class TokenOwner:
     name: str
     color: str | None
     tenant_active: bool
+    # When the login session expires (naive UTC): open websockets close then (4401).
+    expires_at: datetime | None = None
+
+
+#: How many leading columns of a :func:`token_owner_select` row describe the owner.
+OWNER_COLUMNS = 7
 
 
 def token_owner_select(
@@ -101,7 +107,15 @@ def token_owner_select(
     :func:`token_owner_of` (callers may add columns and joins)."""
     user_id = LoginSession.sess["user_id"].as_string()
     return (
-        select(User.id, User.tenant_id, User.email, User.name, User.color, Tenant.is_active)
+        select(
+            User.id,
+            User.tenant_id,
+            User.email,
+            User.name,
+            User.color,
+            Tenant.is_active,
+            LoginSession.expire,
+        )
         .select_from(LoginSession)
         .join(User, User.id == user_id)
         .outerjoin(Tenant, Tenant.id == User.tenant_id)
@@ -111,10 +125,13 @@ def token_owner_select(
 
 def token_owner_of(row: Sequence[Any]) -> TokenOwner:
     """The owner from the first columns of a :func:`token_owner_select` row."""
-    uid, tenant_id, email, name, color, tenant_active = row[:6]
-    # A tenant's is_active is nullable (NULL counts as active); sqlite3 hands booleans as 0/1.
+    uid, tenant_id, email, name, color, tenant_active, expire = row[:OWNER_COLUMNS]
+    # A tenant's is_active is nullable (NULL counts as active); sqlite3 hands booleans as 0/1
+    # and timestamps as text.
+    if isinstance(expire, str):
+        expire = datetime.fromisoformat(expire)
     return TokenOwner(
-        uid, tenant_id, email, name, color, tenant_active is None or bool(tenant_active)
+        uid, tenant_id, email, name, color, tenant_active is None or bool(tenant_active), expire
     )
 
 

@@ -72,6 +72,9 @@ async def server(
         "PROMPT_STUDIO_DROP_GRACE_SECONDS": str(DROP_GRACE_SECONDS),
         "PROMPT_STUDIO_RATE_LIMIT_PER_SECOND": str(FLOOD_MESSAGES),
         "PROMPT_STUDIO_RATE_LIMIT_BURST": str(FLOOD_MESSAGES),
+        # The flooder's user sends it all too: the per-user bucket must not cut in first.
+        "PROMPT_STUDIO_USER_RATE_LIMIT_PER_SECOND": str(FLOOD_MESSAGES),
+        "PROMPT_STUDIO_USER_RATE_LIMIT_BURST": str(FLOOD_MESSAGES),
     }
     async with running_server(
         server_database_url, Path(tmp_path_factory.mktemp("logs")), env

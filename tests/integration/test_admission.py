@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -79,6 +79,8 @@ async def test_members_non_members_and_unknown_share_tokens(world: World) -> Non
     owner, target = await read_all(world, world.owner.token, "open")
     assert owner is not None and owner.user_id == world.owner.user_id and owner.tenant_active
     assert owner.name == "Owner" and owner.tenant_id == world.owner.tenant_id
+    # Every reader gives the login's expiry as a datetime (raw sqlite3 hands it as text).
+    assert isinstance(owner.expires_at, datetime) and owner.expires_at > utcnow()
     assert target is not None and target.is_active and target.is_member
     assert target.member_role == "OWNER" and target.tenant_id == world.owner.tenant_id
 

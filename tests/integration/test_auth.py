@@ -94,6 +94,9 @@ async def test_a_valid_token_resolves_to_its_user_and_tenant(
 ) -> None:
     ana, ben = await create_accounts(migrated_database_url, ["Ana", "Ben"])
     principal = await _resolve(sessions, ana.token)
+    assert principal is not None and principal.expires_at is not None
+    # The login session's expiry (accounts are made with a 2 h login; a websocket closes then).
+    assert abs(principal.expires_at - (utcnow() + timedelta(hours=2))) < timedelta(minutes=5)
     assert principal == Principal(
         user_id=ana.user_id,
         tenant_id=ana.tenant_id,
@@ -101,6 +104,7 @@ async def test_a_valid_token_resolves_to_its_user_and_tenant(
         name="Ana",
         color="#3B82F6",
         login_hash=hash_secret(ana.token),
+        expires_at=principal.expires_at,
     )
     other = await _resolve(sessions, ben.token)
     assert other is not None and other.user_id == ben.user_id
