@@ -314,9 +314,7 @@ def _backup_or_restore(args: argparse.Namespace, settings: Settings) -> dict[str
 
     work = backup.backup if args.db_command == "backup" else backup.restore
     try:
-        result = work(
-            settings.database_url, Path(args.path), force=args.force, progress=_progress
-        )
+        result = work(settings.database_url, Path(args.path), force=args.force, progress=_progress)
     except backup.BackupRefused as exc:
         raise CliError(str(exc)) from None
     except backup.BackupError as exc:

@@ -67,7 +67,7 @@ def _no_progress(_message: str) -> None:
 def backup(
     database_url: str, path: Path, *, force: bool = False, progress: Progress = _no_progress
 ) -> BackupResult:
-    """Write a backup of ``database_url`` to ``path`` (refuses an existing file unless ``force``)."""
+    """Back up ``database_url`` into ``path`` (an existing file only if ``force``)."""
     if path.exists() and not force:
         raise BackupRefused(f"{path} already exists (use --force to overwrite it)")
     if path.is_dir():
@@ -147,9 +147,12 @@ def _sqlite_backup(source_path: Path, partial: Path, progress: Progress) -> str 
     progress(f"backing up SQLite database {source_path}")
     try:
         # mode=ro: the backup must never create or change the database it reads.
-        with contextlib.closing(
-            sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
-        ) as source, contextlib.closing(sqlite3.connect(partial)) as target:
+        with (
+            contextlib.closing(
+                sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+            ) as source,
+            contextlib.closing(sqlite3.connect(partial)) as target,
+        ):
             revision = _sqlite_revision(source)
             _copy(source, target, progress)
             target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
@@ -162,9 +165,7 @@ def _sqlite_restore(
     backup_path: Path, target_path: Path, force: bool, progress: Progress
 ) -> str | None:
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{backup_path}?mode=ro", uri=True)
-        ) as source:
+        with contextlib.closing(sqlite3.connect(f"file:{backup_path}?mode=ro", uri=True)) as source:
             check = source.execute("PRAGMA quick_check").fetchone()
             revision = _sqlite_revision(source)
             if check is None or check[0] != "ok" or revision is None:
@@ -195,8 +196,9 @@ def _version_key(directory: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.group(1).split(".")) if match else ()
 
 
-def find_pg_tool(name: str, *, search_glob: str = PG_BIN_GLOB) -> str:
+def find_pg_tool(name: str, *, search_glob: str | None = None) -> str:
     """The path of ``pg_dump``/``pg_restore``: on ``PATH``, else the newest packaged version."""
+    search_glob = search_glob or PG_BIN_GLOB
     found = shutil.which(name)
     if found:
         return found
