@@ -325,6 +325,31 @@ def _backup_or_restore(args: argparse.Namespace, settings: Settings) -> dict[str
     return summary
 
 
+def _require_head_unless_unreachable(settings: Settings, is_at_head: Callable[[str], bool]) -> None:
+    """The schema check of ``serve``, skipped (with a warning) when PostgreSQL is down.
+
+    A server started before its database (a reboot, a cluster restart) must come up, answer
+    ``/readyz`` with 503 and serve once the database is back, rather than crash-loop. A schema
+    that is reachable and behind still stops the start.
+    """
+    try:
+        _require_head(settings, is_at_head)
+    except (OSError, DBAPIError) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+        reachable_but_failing = (
+            isinstance(exc, DBAPIError)
+            and not isinstance(cause, OSError | asyncio.TimeoutError)
+            and type(cause).__name__ != "CannotConnectNowError"
+        )
+        if settings.is_sqlite or reachable_but_failing:
+            raise
+        logger.warning(
+            "database unreachable at start-up (%s): serving anyway; /readyz answers 503 "
+            "until it is back, and the schema revision was not checked",
+            _first_line(cause),
+        )
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
@@ -339,7 +364,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         if not 0 <= args.port <= 65535:
             raise CliError("--port must be between 0 and 65535")
         settings = settings.with_overrides(port=args.port)
-    _require_head(settings, is_at_head)
+    _require_head_unless_unreachable(settings, is_at_head)
     if args.json:
         print(
             json.dumps({"status": "starting", "host": settings.host, "port": settings.port}),
