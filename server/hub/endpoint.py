@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 
+from sqlalchemy.exc import DBAPIError
 from starlette.websockets import WebSocket, WebSocketState
 
 from server.auth import Principal, extract_token, principal_of
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 # After this many messages over the rate limit a connection is closed (1008).
 RATE_VIOLATIONS_BEFORE_CLOSE = 50
+
+# What reaching a database that is down raises (refused, timed out, dropped mid-statement).
+DATABASE_UNAVAILABLE_ERRORS = (OSError, DBAPIError)
+DATABASE_UNAVAILABLE_REASON = "the database is unavailable: try again shortly"
 
 
 async def collaboration_socket(websocket: WebSocket) -> None:
@@ -54,17 +59,21 @@ async def _serve_socket(websocket: WebSocket) -> None:
     if not origin_allowed:  # before admission: nothing is read or sent for a foreign page
         await _close(websocket, CloseCode.FORBIDDEN, "this origin may not open the socket")
         return
+    hub = services.hub
     try:
         principal, session_id, role = await _admit(websocket, services)
+        room = await hub.acquire(session_id)
     except CloseConnection as exc:
         await _close(websocket, exc.code, exc.reason)
         return
-
-    hub = services.hub
-    try:
-        room = await hub.acquire(session_id)
     except LookupError:
         await _close(websocket, CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
+        return
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        # A join needs the database (who is this, which session); an outage is not a bug, and
+        # the client must learn that retrying later works (y-websocket does so on its own).
+        logger.warning("refusing a join: database unavailable (%s)", type(exc).__name__)
+        await _close(websocket, CloseCode.TRY_AGAIN_LATER, DATABASE_UNAVAILABLE_REASON)
         return
     settings = services.settings
     direct: DirectTransport | None = websocket.scope.get("extensions", {}).get(DIRECT_EXTENSION)
@@ -105,6 +114,9 @@ async def _serve_socket(websocket: WebSocket) -> None:
             # A bug, not bad input: this connection ends, the document and others carry on.
             logger.error("connection %s failed", conn.id, exc_info=result)
             await _close(websocket, CloseCode.INTERNAL_ERROR, "internal server error")
+    except DATABASE_UNAVAILABLE_ERRORS as exc:  # loading the roster or the op ids of a join
+        logger.warning("refusing a join: database unavailable (%s)", type(exc).__name__)
+        await _close(websocket, CloseCode.TRY_AGAIN_LATER, DATABASE_UNAVAILABLE_REASON)
     finally:
         if direct is not None:
             direct.set_receiver(None)
