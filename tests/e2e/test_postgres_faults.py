@@ -6,6 +6,10 @@ with ``initdb`` (:mod:`tests.support.private_postgres`).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,8 @@ from tests.support.accounts import create_accounts
 from tests.support.api import create_session
 from tests.support.json_client import JsonClient
 from tests.support.private_postgres import PrivatePostgres, private_postgres_unavailable
-from tests.support.server_process import ServerProcess
-from tests.support.services import require_service
+from tests.support.server_process import ROOT, ServerProcess
+from tests.support.services import POSTGRES_ADMIN_URL, postgres_available, require_service
 from tests.support.waiting import eventually
 from tests.support.yjs_client import YjsNodeClient, node_available, node_unavailable_reason
 
@@ -167,3 +171,21 @@ async def test_postgres_restarted_mid_session_loses_no_acked_edit(
             await eventually(unloaded_with_everything, timeout=WAIT)
     finally:
         await server.stop()
+
+
+async def test_serve_still_refuses_a_database_that_answers_with_an_error() -> None:
+    """Only an unreachable database is waited for: a missing one stops the start (exit 2)."""
+    require_service("PostgreSQL", postgres_available())
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/ps_no_such_database_for_serve"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
+        cwd=str(ROOT),
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    assert "ps_no_such_database_for_serve" in done.stderr and "Traceback" not in done.stderr
