@@ -28,7 +28,11 @@ from tests.support.accounts import Account, create_accounts
 from tests.support.api import create_session, session_content
 from tests.support.json_client import JsonClient
 from tests.support.server_process import ROOT, ServerProcess
-from tests.support.services import create_postgres_database, drop_postgres_database
+from tests.support.services import (
+    create_postgres_database,
+    drop_postgres_database,
+    require_service,
+)
 from tests.support.waiting import eventually
 from tests.support.yjs_client import YjsNodeClient, node_available, node_unavailable_reason
 
@@ -89,8 +93,7 @@ async def test_backup_of_a_running_edited_server_restores_everything(
     tmp_path: Path,
 ) -> None:
     """Bound: the backup and the restore each finish within ``CLI_TIMEOUT`` seconds."""
-    if not node_available():
-        pytest.skip(f"Node.js interop packages: {node_unavailable_reason()}")
+    require_service(f"Node.js interop packages ({node_unavailable_reason()})", node_available())
     alice, bob = await create_accounts(own_server.database_url, ["Alice", "Bob"])
     session = await create_session(own_server, alice, "Base.")
     yjs_url = f"{own_server.ws_base}/ws"
