@@ -1,7 +1,8 @@
 """The ``prompt-studio`` command: serve, database maintenance, tenants, users, login tokens.
 
 Every command takes ``--json`` and then prints exactly one JSON object. Bad input gives a
-one-line error and exit code 2, never a traceback.
+one-line error and exit code 2, never a traceback; a backup or restore that fails (a missing
+``pg_dump``, an unreachable database) exits with 3. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from server.security import hash_secret, new_api_key, new_login_token
 from server.settings import Settings, SettingsError
 
 EXIT_USAGE = 2
+#: ``db backup``/``db restore`` could not be done (as opposed to being refused: bad input).
+EXIT_FAILED = 3
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 T = TypeVar("T")
 
@@ -32,7 +35,11 @@ logger = logging.getLogger(__name__)
 
 
 class CliError(Exception):
-    """A user-facing error: printed as one line, exit code 2."""
+    """A user-facing error: printed as one line, exit code ``code`` (2: bad input)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision")
     db_commands.add_parser("current", parents=[common], help="show the current revision")
     db_commands.add_parser("seed", parents=[common], help="load bundled templates/techniques")
+    backup = db_commands.add_parser("backup", parents=[common], help="back up the database")
+    backup.add_argument("path", help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="overwrite an existing file")
+    restore = db_commands.add_parser(
+        "restore", parents=[common], help="restore a backup into a fresh database"
+    )
+    restore.add_argument("path", help="a file written by `db backup`")
+    restore.add_argument(
+        "--force", action="store_true", help="replace the contents of a non-empty database"
+    )
 
     tenant = commands.add_parser("tenant", parents=[common], help="tenants")
     tenant_commands = tenant.add_subparsers(
@@ -93,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = Settings.from_env()
         _configure_logging(args.command, settings.log_level, settings.log_format)
         result = _dispatch(args, settings)
-    except (CliError, SettingsError) as exc:
+    except CliError as exc:
+        _fail(as_json, str(exc), exc.code)
+    except SettingsError as exc:
         _fail(as_json, str(exc))
     except DBAPIError as exc:
         # A database that does not exist, a file that cannot be opened, a refused login...
@@ -122,13 +141,13 @@ def _first_line(error: object) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _fail(as_json: bool, message: str) -> NoReturn:
+def _fail(as_json: bool, message: str, code: int = EXIT_USAGE) -> NoReturn:
     message = " ".join(message.split())
     if as_json:
         print(json.dumps({"error": {"message": message}}))
     else:
         print(f"prompt-studio: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+    raise SystemExit(code)
 
 
 def _print(as_json: bool, result: dict[str, Any]) -> None:
@@ -277,7 +296,58 @@ def _db(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         from storage.repositories.seed import seed
 
         return asdict(_run(settings, seed))
+    if args.db_command in {"backup", "restore"}:
+        return _backup_or_restore(args, settings)
     raise CliError(f"unknown db command {args.db_command!r}")
+
+
+def _progress(message: str) -> None:
+    print(f"prompt-studio: {message}", file=sys.stderr, flush=True)
+
+
+def _backup_or_restore(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """``db backup PATH`` / ``db restore PATH``: exit 2 when refused, 3 when it failed."""
+    from pathlib import Path
+
+    from migrations.runner import head
+    from storage import backup
+
+    work = backup.backup if args.db_command == "backup" else backup.restore
+    try:
+        result = work(settings.database_url, Path(args.path), force=args.force, progress=_progress)
+    except backup.BackupRefused as exc:
+        raise CliError(str(exc)) from None
+    except backup.BackupError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    summary = {**asdict(result), "head": head()}
+    if args.db_command == "restore" and result.revision != head():
+        summary["next"] = "run `prompt-studio db upgrade` to migrate the restored schema"
+    return summary
+
+
+def _require_head_unless_unreachable(settings: Settings, is_at_head: Callable[[str], bool]) -> None:
+    """The schema check of ``serve``, skipped (with a warning) when PostgreSQL is down.
+
+    A server started before its database (a reboot, a cluster restart) must come up, answer
+    ``/readyz`` with 503 and serve once the database is back, rather than crash-loop. A schema
+    that is reachable and behind still stops the start.
+    """
+    try:
+        _require_head(settings, is_at_head)
+    except (OSError, DBAPIError) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+        reachable_but_failing = (
+            isinstance(exc, DBAPIError)
+            and not isinstance(cause, OSError | asyncio.TimeoutError)
+            and type(cause).__name__ != "CannotConnectNowError"
+        )
+        if settings.is_sqlite or reachable_but_failing:
+            raise
+        logger.warning(
+            "database unreachable at start-up (%s): serving anyway; /readyz answers 503 "
+            "until it is back, and the schema revision was not checked",
+            _first_line(cause),
+        )
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -294,7 +364,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         if not 0 <= args.port <= 65535:
             raise CliError("--port must be between 0 and 65535")
         settings = settings.with_overrides(port=args.port)
-    _require_head(settings, is_at_head)
+    _require_head_unless_unreachable(settings, is_at_head)
     if args.json:
         print(
             json.dumps({"status": "starting", "host": settings.host, "port": settings.port}),

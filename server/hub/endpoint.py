@@ -21,6 +21,7 @@ import math
 import uuid
 from datetime import datetime
 
+from sqlalchemy.exc import DBAPIError
 from starlette.websockets import WebSocket, WebSocketState
 
 from server.auth import Principal, extract_token, principal_of
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 # After this many messages over the rate limit a connection is closed (1008).
 RATE_VIOLATIONS_BEFORE_CLOSE = 50
+
+# What reaching a database that is down raises (refused, timed out, dropped mid-statement).
+DATABASE_UNAVAILABLE_ERRORS = (OSError, DBAPIError)
+DATABASE_UNAVAILABLE_REASON = "the database is unavailable: try again shortly"
 
 
 # The close code of the socket being served, as the server sent it or the client did.
@@ -86,20 +91,24 @@ async def _serve(websocket: WebSocket, cid: str) -> None:
             f"too many failed logins from this address; retry in {math.ceil(retry_after)} s",
         )
         return
+    hub = services.hub
     try:
         principal, session_id, role = await _admit(websocket, services)
+        room = await hub.acquire(session_id)
     except CloseConnection as exc:
         if exc.code is CloseCode.UNAUTHENTICATED:
             guard.auth_failures.fail(address)
             await asyncio.sleep(guard.auth_failures.delay(address))  # slows a guesser down
         await _close(websocket, exc.code, exc.reason)
         return
-
-    hub = services.hub
-    try:
-        room = await hub.acquire(session_id)
     except LookupError:
         await _close(websocket, CloseCode.UNKNOWN_SHARE_TOKEN, "unknown share token")
+        return
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        # A join needs the database (who is this, which session); an outage is not a bug, and
+        # the client must learn that retrying later works (y-websocket does so on its own).
+        logger.warning("refusing a join: database unavailable (%s)", type(exc).__name__)
+        await _close(websocket, CloseCode.TRY_AGAIN_LATER, DATABASE_UNAVAILABLE_REASON)
         return
     settings = services.settings
     direct: DirectTransport | None = websocket.scope.get("extensions", {}).get(DIRECT_EXTENSION)
@@ -156,6 +165,9 @@ async def _serve(websocket: WebSocket, cid: str) -> None:
             _close_code.set(
                 conn.close_code if conn.close_code is not None else conn.peer_close_code
             )
+    except DATABASE_UNAVAILABLE_ERRORS as exc:  # loading the roster or the op ids of a join
+        logger.warning("refusing a join: database unavailable (%s)", type(exc).__name__)
+        await _close(websocket, CloseCode.TRY_AGAIN_LATER, DATABASE_UNAVAILABLE_REASON)
     finally:
         if expiry is not None:
             expiry.cancel()
