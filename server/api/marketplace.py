@@ -18,7 +18,7 @@ from server.api.schemas.catalog import (
     OwnListingOut,
 )
 from server.api.schemas.prompts import PromptCreated
-from server.api.types import FilterQuery, PageParams, ResourceId, SearchQuery
+from server.api.types import FilterQuery, PageParams, ResourceId, SearchQuery, page_of
 from server.errors import NotFound
 from server.prompts import service as prompts
 from server.prompts.context import Actor
@@ -109,9 +109,7 @@ async def browse(
         limit=page.limit,
         offset=page.offset,
     )
-    return ListingList(
-        items=[listing_out(i) for i in items], total=total, limit=page.limit, offset=page.offset
-    )
+    return page_of(ListingList, map(listing_out, items), total, page)
 
 
 @router.get("/marketplace/mine", response_model=OwnListingList, summary="My submissions")
@@ -122,12 +120,7 @@ async def mine(
     items, total = await catalog.authored_listings(
         db, author_id=user.user_id, limit=page.limit, offset=page.offset
     )
-    return OwnListingList(
-        items=[own_listing_out(i) for i in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(OwnListingList, map(own_listing_out, items), total, page)
 
 
 async def _readable(db: UserDb, listing_id: str, user_id: str) -> Listing:

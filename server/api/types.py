@@ -6,8 +6,9 @@ unknown fields, NaN/Infinity, lone surrogates, integers past 64 bits, over-long 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Self
+from typing import Annotated, Self, TypeVar
 
 from fastapi import Path, Query
 from pydantic import (
@@ -134,6 +135,15 @@ class Page(ApiModel):
     total: int
     limit: int
     offset: int
+
+
+PageT = TypeVar("PageT", bound=Page)
+
+
+def page_of(model: type[PageT], items: Iterable[object], total: int, page: PageParams) -> PageT:
+    """A ``model`` list response: ``items`` with the total and the request's paging."""
+    fields = {"items": list(items), "total": total, "limit": page.limit, "offset": page.offset}
+    return model.model_validate(fields)
 
 
 #: A text id in a path (UUIDs): bounded, so no request sends megabytes into a query.
