@@ -18,7 +18,14 @@ from server.api.schemas.catalog import (
     OwnListingOut,
 )
 from server.api.schemas.prompts import PromptCreated
-from server.api.types import FilterQuery, PageParams, ResourceId, SearchQuery, page_of
+from server.api.types import (
+    FilterQuery,
+    PageParams,
+    ResourceId,
+    SearchQuery,
+    error_responses,
+    page_of,
+)
 from server.errors import NotFound
 from server.prompts import service as prompts
 from server.prompts.context import Actor
@@ -28,7 +35,9 @@ from storage.models import MarketplacePrompt
 from storage.repositories import catalog
 from storage.repositories.catalog import Listing, MarketplaceSort
 
-router = APIRouter(route_class=StudioRoute, tags=["marketplace"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["marketplace"], responses=error_responses(403, 404, 409)
+)
 
 
 def listing_out(item: Listing) -> ListingOut:

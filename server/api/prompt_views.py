@@ -10,6 +10,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from server.api.schemas import prompts as schemas
+from server.api.types import error_responses
 from server.errors import (
     ApiError,
     Conflict,
@@ -54,6 +55,8 @@ _ERRORS: dict[type[PromptError], type[ApiError]] = {
     NotPromptOwner: Forbidden,
     PromptConflict: Conflict,
 }
+#: The ``responses=`` of a route that goes through :func:`domain_errors` (422 is on every route).
+DOMAIN_ERRORS = error_responses(403, 404, 409)
 
 
 @contextmanager

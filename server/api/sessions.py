@@ -26,7 +26,7 @@ from server.api.schemas.sessions import (
     SessionUpdate,
     ShareLink,
 )
-from server.api.types import PageParams, ResourceId
+from server.api.types import PageParams, ResourceId, error_responses
 from server.prompts.context import Actor
 from server.prompts.publishing import initial_text_for_version
 from server.security import hash_secret, new_share_token
@@ -38,7 +38,9 @@ from storage.repositories.collaboration import (
     load_document,
 )
 
-router = APIRouter(route_class=StudioRoute, tags=["sessions"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["sessions"], responses=error_responses(403, 404, 409)
+)
 
 
 @router.post("/sessions", status_code=201, response_model=SessionCreated, summary="New session")

@@ -23,7 +23,7 @@ from server.api.schemas.catalog import (
     TemplateVariable,
 )
 from server.api.schemas.prompts import PromptCreated
-from server.api.types import FilterQuery, IntId, PageParams, SearchQuery, page_of
+from server.api.types import FilterQuery, IntId, PageParams, SearchQuery, error_responses, page_of
 from server.auth import Principal
 from server.errors import Forbidden, NotFound
 from server.prompts import service as prompts
@@ -32,7 +32,11 @@ from server.templates import template_variables, template_version
 from storage.models import Template
 from storage.repositories import catalog
 
-router = APIRouter(route_class=StudioRoute, tags=["templates and techniques"])
+router = APIRouter(
+    route_class=StudioRoute,
+    tags=["templates and techniques"],
+    responses=error_responses(403, 404, 409),
+)
 
 
 def template_out(template: Template) -> TemplateOut:
