@@ -22,6 +22,11 @@ from server.api import (
     templates,
     tenant,
 )
+from server.api.types import error_responses
+
+#: Every REST operation is authenticated, validates what it is given and parses any body
+#: defensively (400, 413); each router and route declares its further errors (404, 409…).
+_EVERY_ROUTE = error_responses(400, 401, 413, 422)
 
 
 def api_router() -> APIRouter:
@@ -46,5 +51,5 @@ def api_router() -> APIRouter:
         cache,
     )
     for area in areas:
-        router.include_router(area.router)
+        router.include_router(area.router, responses=_EVERY_ROUTE)
     return router

@@ -10,12 +10,12 @@ from server.api.deps import OperatorDb
 from server.api.marketplace import own_listing_out
 from server.api.routing import StudioRoute
 from server.api.schemas.catalog import FeatureRequest, OwnListingList, OwnListingOut, RejectRequest
-from server.api.types import PageParams, ResourceId
+from server.api.types import PageParams, ResourceId, error_responses
 from server.errors import NotFound
 from storage.repositories import catalog
 from storage.repositories.catalog import Listing
 
-router = APIRouter(route_class=StudioRoute, tags=["operator"])
+router = APIRouter(route_class=StudioRoute, tags=["operator"], responses=error_responses(404))
 
 Status = Literal["pending", "approved", "rejected"]
 

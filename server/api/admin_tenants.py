@@ -10,7 +10,7 @@ from server.api.deps import OperatorDb, ServicesDep
 from server.api.routing import StudioRoute
 from server.api.schemas.tenancy import TenantCreate, TenantCreated, TenantList, TenantOut
 from server.api.tenant import apply_config, tenant_out
-from server.api.types import PageParams, ResourceId
+from server.api.types import PageParams, ResourceId, error_responses
 from server.errors import Conflict, NotFound
 from server.hub.revocation import Revocation
 from server.security import hash_secret, new_api_key
@@ -18,7 +18,7 @@ from storage.base import utcnow
 from storage.models import Tenant
 from storage.repositories.tenancy import create_tenant, domain_taken, get_tenant, list_tenants
 
-router = APIRouter(route_class=StudioRoute, tags=["operator"])
+router = APIRouter(route_class=StudioRoute, tags=["operator"], responses=error_responses(404, 409))
 
 
 @router.post("/admin/tenants", status_code=201, response_model=TenantCreated, summary="New tenant")

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from server.api.deps import CurrentUser, ServicesDep, UserDb
 from server.api.routing import StudioRoute
 from server.api.schemas import cache as schemas
-from server.api.types import PageParams, ResourceId, Tag
+from server.api.types import PageParams, ResourceId, Tag, error_responses
 from server.cache import SemanticCacheService, admin
 from server.cache.config import CachePolicy, rules_json
 from server.cache.errors import CacheError, EntryNotFound
@@ -26,7 +26,9 @@ from server.services import Services
 from storage.base import utcnow
 from storage.models.cache import SemanticCache
 
-router = APIRouter(route_class=StudioRoute, tags=["cache"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["cache"], responses=error_responses(403, 404, 409, 503)
+)
 
 Page = Annotated[PageParams, Depends()]
 MAX_STATS_DAYS = 366

@@ -27,7 +27,7 @@ from server.api.schemas.compose import (
     ComposeSave,
     ComposeSaved,
 )
-from server.api.types import IntId, PageParams
+from server.api.types import IntId, PageParams, error_responses
 from server.auth import Principal
 from server.compose import service
 from server.compose.agents import model_problem
@@ -38,7 +38,9 @@ from storage.models import AgentComposeRun
 from storage.repositories.compose import Scope
 from storage.repositories.runs import tenant_config
 
-router = APIRouter(route_class=StudioRoute, tags=["compose"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["compose"], responses=error_responses(403, 404, 409, 429)
+)
 
 
 class QuotaExceeded(ApiError):

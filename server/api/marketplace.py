@@ -18,7 +18,14 @@ from server.api.schemas.catalog import (
     OwnListingOut,
 )
 from server.api.schemas.prompts import PromptCreated
-from server.api.types import FilterQuery, PageParams, ResourceId, SearchQuery
+from server.api.types import (
+    FilterQuery,
+    PageParams,
+    ResourceId,
+    SearchQuery,
+    error_responses,
+    page_of,
+)
 from server.errors import NotFound
 from server.prompts import service as prompts
 from server.prompts.context import Actor
@@ -28,7 +35,9 @@ from storage.models import MarketplacePrompt
 from storage.repositories import catalog
 from storage.repositories.catalog import Listing, MarketplaceSort
 
-router = APIRouter(route_class=StudioRoute, tags=["marketplace"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["marketplace"], responses=error_responses(403, 404, 409)
+)
 
 
 def listing_out(item: Listing) -> ListingOut:
@@ -109,9 +118,7 @@ async def browse(
         limit=page.limit,
         offset=page.offset,
     )
-    return ListingList(
-        items=[listing_out(i) for i in items], total=total, limit=page.limit, offset=page.offset
-    )
+    return page_of(ListingList, map(listing_out, items), total, page)
 
 
 @router.get("/marketplace/mine", response_model=OwnListingList, summary="My submissions")
@@ -122,12 +129,7 @@ async def mine(
     items, total = await catalog.authored_listings(
         db, author_id=user.user_id, limit=page.limit, offset=page.offset
     )
-    return OwnListingList(
-        items=[own_listing_out(i) for i in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(OwnListingList, map(own_listing_out, items), total, page)
 
 
 async def _readable(db: UserDb, listing_id: str, user_id: str) -> Listing:

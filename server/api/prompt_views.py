@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse
 
 from server.api.schemas import prompts as schemas
+from server.api.types import error_responses
 from server.cache.rules import InvalidationOutcome
 from server.cache.service import SemanticCacheService
 from server.errors import (
@@ -57,6 +58,8 @@ _ERRORS: dict[type[PromptError], type[ApiError]] = {
     NotPromptOwner: Forbidden,
     PromptConflict: Conflict,
 }
+#: The ``responses=`` of a route that goes through :func:`domain_errors` (422 is on every route).
+DOMAIN_ERRORS = error_responses(403, 404, 409)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from server.api.deps import CurrentUser, ServicesDep, UserDb
 from server.api.prompt_views import (
+    DOMAIN_ERRORS,
     domain_errors,
     limits_of,
     prompt_fields,
@@ -38,7 +39,11 @@ def _actor(user: Principal) -> Actor:
 
 
 @router.post(
-    "/prompts", status_code=201, response_model=schemas.PromptCreated, summary="New prompt"
+    "/prompts",
+    status_code=201,
+    response_model=schemas.PromptCreated,
+    summary="New prompt",
+    responses=DOMAIN_ERRORS,
 )
 async def create_prompt(
     body: schemas.PromptCreate, user: CurrentUser, db: UserDb, services: ServicesDep
@@ -59,7 +64,9 @@ async def create_prompt(
     )
 
 
-@router.get("/prompts", response_model=schemas.PromptList, summary="List prompts")
+@router.get(
+    "/prompts", response_model=schemas.PromptList, summary="List prompts", responses=DOMAIN_ERRORS
+)
 async def list_prompts(
     user: CurrentUser,
     db: UserDb,
@@ -80,7 +87,11 @@ async def list_prompts(
 
 
 @router.post(
-    "/prompts/import", status_code=201, response_model=schemas.PromptDetail, summary="Import"
+    "/prompts/import",
+    status_code=201,
+    response_model=schemas.PromptDetail,
+    summary="Import",
+    responses=DOMAIN_ERRORS,
 )
 async def import_prompt(
     body: schemas.ExportDocument, user: CurrentUser, db: UserDb, services: ServicesDep
@@ -106,13 +117,23 @@ async def _detail(db: UserDb, user: Principal, prompt_id: str) -> schemas.Prompt
     )
 
 
-@router.get("/prompts/{prompt_id}", response_model=schemas.PromptDetail, summary="One prompt")
+@router.get(
+    "/prompts/{prompt_id}",
+    response_model=schemas.PromptDetail,
+    summary="One prompt",
+    responses=DOMAIN_ERRORS,
+)
 async def read_prompt(prompt_id: ResourceId, user: CurrentUser, db: UserDb) -> schemas.PromptDetail:
     """A prompt with its labels and its active (production) version."""
     return await _detail(db, user, prompt_id)
 
 
-@router.patch("/prompts/{prompt_id}", response_model=schemas.PromptOut, summary="Rename")
+@router.patch(
+    "/prompts/{prompt_id}",
+    response_model=schemas.PromptOut,
+    summary="Rename",
+    responses=DOMAIN_ERRORS,
+)
 async def update_prompt(
     prompt_id: ResourceId, body: schemas.PromptUpdate, user: CurrentUser, db: UserDb
 ) -> schemas.PromptOut:
@@ -125,7 +146,9 @@ async def update_prompt(
     return prompt_out(prompt)
 
 
-@router.delete("/prompts/{prompt_id}", status_code=204, summary="Delete (owner only)")
+@router.delete(
+    "/prompts/{prompt_id}", status_code=204, summary="Delete (owner only)", responses=DOMAIN_ERRORS
+)
 async def delete_prompt(prompt_id: ResourceId, user: CurrentUser, db: UserDb) -> None:
     """Delete a prompt and its versions; runs of them keep a null version."""
     with domain_errors():
@@ -138,6 +161,7 @@ async def delete_prompt(prompt_id: ResourceId, user: CurrentUser, db: UserDb) ->
     status_code=201,
     response_model=schemas.VersionSaved,
     summary="Save a version",
+    responses=DOMAIN_ERRORS,
 )
 async def save_version(
     prompt_id: ResourceId,
@@ -156,7 +180,12 @@ async def save_version(
     return saved_out(saved, retired)
 
 
-@router.get("/prompts/{prompt_id}/versions", response_model=schemas.VersionList, summary="Versions")
+@router.get(
+    "/prompts/{prompt_id}/versions",
+    response_model=schemas.VersionList,
+    summary="Versions",
+    responses=DOMAIN_ERRORS,
+)
 async def list_versions(
     prompt_id: ResourceId, user: CurrentUser, db: UserDb, page: Page
 ) -> schemas.VersionList:
@@ -174,6 +203,7 @@ async def list_versions(
     "/prompts/{prompt_id}/versions/{number}",
     response_model=schemas.VersionOut,
     summary="One version",
+    responses=DOMAIN_ERRORS,
 )
 async def read_version(
     prompt_id: ResourceId, number: VersionPath, user: CurrentUser, db: UserDb
@@ -183,7 +213,12 @@ async def read_version(
         return version_out(await service.get_version(db, _actor(user), prompt_id, number))
 
 
-@router.post("/prompts/{prompt_id}/render", response_model=schemas.Rendered, summary="Render")
+@router.post(
+    "/prompts/{prompt_id}/render",
+    response_model=schemas.Rendered,
+    summary="Render",
+    responses=DOMAIN_ERRORS,
+)
 async def render(
     prompt_id: ResourceId, body: schemas.RenderRequest, user: CurrentUser, db: UserDb
 ) -> schemas.Rendered:
@@ -206,7 +241,12 @@ async def render(
     )
 
 
-@router.get("/prompts/{prompt_id}/labels", response_model=schemas.Labels, summary="Labels")
+@router.get(
+    "/prompts/{prompt_id}/labels",
+    response_model=schemas.Labels,
+    summary="Labels",
+    responses=DOMAIN_ERRORS,
+)
 async def list_labels(
     prompt_id: ResourceId, user: CurrentUser, db: UserDb, page: Page
 ) -> schemas.Labels:
@@ -234,7 +274,10 @@ async def list_labels(
 
 
 @router.put(
-    "/prompts/{prompt_id}/labels/{label}", response_model=schemas.LabelMove, summary="Set label"
+    "/prompts/{prompt_id}/labels/{label}",
+    response_model=schemas.LabelMove,
+    summary="Set label",
+    responses=DOMAIN_ERRORS,
 )
 async def set_label(
     prompt_id: ResourceId,
@@ -257,6 +300,7 @@ async def set_label(
     "/prompts/{prompt_id}/labels/{label}",
     response_model=schemas.LabelMove,
     summary="Remove label",
+    responses=DOMAIN_ERRORS,
 )
 async def delete_label(
     prompt_id: ResourceId, label: LabelPath, user: CurrentUser, db: UserDb
@@ -269,7 +313,10 @@ async def delete_label(
 
 
 @router.get(
-    "/prompts/{prompt_id}/resolve", response_model=schemas.VersionOut, summary="Resolve label"
+    "/prompts/{prompt_id}/resolve",
+    response_model=schemas.VersionOut,
+    summary="Resolve label",
+    responses=DOMAIN_ERRORS,
 )
 async def resolve(
     prompt_id: ResourceId,
@@ -283,7 +330,12 @@ async def resolve(
     return version_out(version)
 
 
-@router.get("/prompts/{prompt_id}/diff", response_model=schemas.VersionDiff, summary="Diff")
+@router.get(
+    "/prompts/{prompt_id}/diff",
+    response_model=schemas.VersionDiff,
+    summary="Diff",
+    responses=DOMAIN_ERRORS,
+)
 async def diff(
     prompt_id: ResourceId,
     user: CurrentUser,
@@ -307,7 +359,12 @@ async def diff(
     )
 
 
-@router.get("/prompts/{prompt_id}/export", response_model=schemas.ExportDocument, summary="Export")
+@router.get(
+    "/prompts/{prompt_id}/export",
+    response_model=schemas.ExportDocument,
+    summary="Export",
+    responses=DOMAIN_ERRORS,
+)
 async def export(prompt_id: ResourceId, user: CurrentUser, db: UserDb) -> schemas.ExportDocument:
     """One JSON document with every version and label (``POST /api/prompts/import`` reads it)."""
     with domain_errors():

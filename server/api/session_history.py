@@ -20,13 +20,15 @@ from server.api.schemas.sessions import (
     RestoreOut,
     RestoreRequest,
 )
-from server.api.types import IntId, PageParams, ResourceId
+from server.api.types import IntId, PageParams, ResourceId, error_responses
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.hub.doc_size import DocumentTooLarge
 from storage.models import EditHistory
 from storage.repositories.history import HistoryItem, get_edit, list_history, replay_rows
 
-router = APIRouter(route_class=StudioRoute, tags=["sessions"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["sessions"], responses=error_responses(403, 404, 409)
+)
 
 
 def _edit_out(item: HistoryItem) -> EditOut:

@@ -9,7 +9,7 @@ from server.api.common import require_role, tenant_session
 from server.api.deps import CurrentUser, ServicesDep, UserDb
 from server.api.routing import StudioRoute
 from server.api.schemas.sessions import MemberList, MemberOut, RoleOut, RoleUpdate
-from server.api.types import ResourceId
+from server.api.types import ResourceId, error_responses
 from server.errors import Conflict, NotFound
 from storage.repositories.collaboration import (
     get_member,
@@ -19,7 +19,9 @@ from storage.repositories.collaboration import (
 )
 from storage.repositories.tenancy import get_user
 
-router = APIRouter(route_class=StudioRoute, tags=["sessions"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["sessions"], responses=error_responses(403, 404, 409)
+)
 
 
 @router.get("/sessions/{session_id}/members", response_model=MemberList, summary="Members")

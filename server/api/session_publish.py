@@ -19,7 +19,7 @@ from server.api.deps import CurrentUser, ServicesDep, UserDb
 from server.api.prompt_views import domain_errors, limits_of, retire_cache_entries, saved_out
 from server.api.routing import StudioRoute
 from server.api.schemas.prompts import Published, PublishRequest
-from server.api.types import ResourceId
+from server.api.types import ResourceId, error_responses
 from server.prompts.context import Actor
 from server.prompts.publishing import LiveText, publish
 from server.services import Services
@@ -27,7 +27,9 @@ from storage.models import CollaborationSession
 from storage.repositories.collaboration import load_document
 from storage.repositories.prompts import last_edit_id
 
-router = APIRouter(route_class=StudioRoute, tags=["sessions"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["sessions"], responses=error_responses(403, 404, 409)
+)
 
 # Reads of (text, newest edit id) while the room keeps changing before one is consistent; the
 # last read is used after that (its edit id may then be a change or two past the text).

@@ -26,7 +26,7 @@ from server.api.schemas.sessions import (
     SessionUpdate,
     ShareLink,
 )
-from server.api.types import PageParams, ResourceId
+from server.api.types import PageParams, ResourceId, error_responses
 from server.errors import ValidationFailed
 from server.hub.doc_size import DocumentTooLarge
 from server.prompts.context import Actor
@@ -40,7 +40,9 @@ from storage.repositories.collaboration import (
     load_document,
 )
 
-router = APIRouter(route_class=StudioRoute, tags=["sessions"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["sessions"], responses=error_responses(403, 404, 409)
+)
 
 
 @router.post("/sessions", status_code=201, response_model=SessionCreated, summary="New session")

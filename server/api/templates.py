@@ -23,7 +23,7 @@ from server.api.schemas.catalog import (
     TemplateVariable,
 )
 from server.api.schemas.prompts import PromptCreated
-from server.api.types import FilterQuery, IntId, PageParams, SearchQuery
+from server.api.types import FilterQuery, IntId, PageParams, SearchQuery, error_responses, page_of
 from server.auth import Principal
 from server.errors import Forbidden, NotFound
 from server.prompts import service as prompts
@@ -32,7 +32,11 @@ from server.templates import template_variables, template_version
 from storage.models import Template
 from storage.repositories import catalog
 
-router = APIRouter(route_class=StudioRoute, tags=["templates and techniques"])
+router = APIRouter(
+    route_class=StudioRoute,
+    tags=["templates and techniques"],
+    responses=error_responses(403, 404, 409),
+)
 
 
 def template_out(template: Template) -> TemplateOut:
@@ -87,9 +91,7 @@ async def search(
         limit=page.limit,
         offset=page.offset,
     )
-    return TemplateList(
-        items=[template_out(t) for t in items], total=total, limit=page.limit, offset=page.offset
-    )
+    return page_of(TemplateList, map(template_out, items), total, page)
 
 
 @router.get("/templates/categories", response_model=CategoryList, summary="Categories")
@@ -193,12 +195,7 @@ async def techniques(
 ) -> TechniqueList:
     """Prompt-engineering techniques by title; ``q`` matches title or description."""
     items, total = await catalog.search_techniques(db, q=q, limit=page.limit, offset=page.offset)
-    return TechniqueList(
-        items=[TechniqueOut.model_validate(t) for t in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_of(TechniqueList, map(TechniqueOut.model_validate, items), total, page)
 
 
 @router.get("/techniques/{technique_id}", response_model=TechniqueOut, summary="One technique")

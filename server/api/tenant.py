@@ -22,7 +22,7 @@ from server.api.schemas.tenancy import (
     UserOut,
     UserUpdate,
 )
-from server.api.types import PageParams, ResourceId
+from server.api.types import PageParams, ResourceId, error_responses
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.hub.revocation import Revocation
 from server.llm.endpoints import EndpointConfigError
@@ -45,7 +45,9 @@ from storage.repositories.tenancy import (
     list_tenant_users,
 )
 
-router = APIRouter(route_class=StudioRoute, tags=["tenant administration"])
+router = APIRouter(
+    route_class=StudioRoute, tags=["tenant administration"], responses=error_responses(404, 409)
+)
 
 
 async def tenant_out(db: AsyncSession, tenant: Tenant) -> TenantOut:

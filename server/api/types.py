@@ -6,8 +6,9 @@ unknown fields, NaN/Infinity, lone surrogates, integers past 64 bits, over-long 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from fastapi import Path, Query
 from pydantic import (
@@ -136,6 +137,15 @@ class Page(ApiModel):
     offset: int
 
 
+PageT = TypeVar("PageT", bound=Page)
+
+
+def page_of(model: type[PageT], items: Iterable[object], total: int, page: PageParams) -> PageT:
+    """A ``model`` list response: ``items`` with the total and the request's paging."""
+    fields = {"items": list(items), "total": total, "limit": page.limit, "offset": page.offset}
+    return model.model_validate(fields)
+
+
 #: A text id in a path (UUIDs): bounded, so no request sends megabytes into a query.
 ResourceId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
 #: An integer id in a path (SERIAL columns): 1 … 2**63-1, else 422.
@@ -151,3 +161,57 @@ SearchQuery = Annotated[
 ]
 #: An exact-match filter in a query string (``?category=``, ``?tag=``).
 FilterQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
+
+
+class FieldError(BaseModel):
+    """One invalid field of a 422 answer."""
+
+    field: str | None
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """The error object of every error answer (:func:`server.errors.error_response`)."""
+
+    # Some errors add keys of their own (e.g. ``run_id`` on a failed run).
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    field: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="422: every invalid field, the first one also in ``field``"
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    """``{"error": {...}}``: every error answer."""
+
+    error: ErrorDetail
+
+
+#: What each error status means on any route (a router may say it more precisely).
+ERROR_MEANINGS = {
+    400: "a body that is malformed JSON or not a JSON object",
+    401: "no, unknown or expired credentials",
+    403: "not allowed to do this (role, read-only resource)",
+    404: "unknown id (or another tenant's)",
+    409: "conflicts with the current state (a duplicate, a stale version)",
+    410: "no longer usable (a deactivated session or share link)",
+    413: "a body over the size limit",
+    422: "an invalid field (named in ``field``)",
+    429: "too many requests (with Retry-After)",
+    502: "an upstream provider failed or answered nonsense",
+    503: "a dependency is not reachable",
+    504: "an upstream provider did not answer in time",
+}
+
+
+def error_responses(
+    *statuses: int, meanings: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route or router: these statuses, all in the one error shape."""
+    described = {**ERROR_MEANINGS, **(meanings or {})}
+    return {
+        status: {"model": ErrorEnvelope, "description": described[status]} for status in statuses
+    }

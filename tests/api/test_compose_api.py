@@ -136,6 +136,16 @@ async def test_an_offline_job_completes_and_its_result_is_saved_as_versions(api:
         ),
         ({"raw": "x", "model_config": {**OFFLINE, "maxTokens": 0}}, "model_config.maxTokens"),
         ({"raw": "x", "model_config": {**OFFLINE, "maxTokens": "9"}}, "model_config.maxTokens"),
+        # Strict like every other body (types.AliasModel): no "0.5" or true for a number.
+        (
+            {"raw": "x", "model_config": {"model": "offline", "temperature": "0.5"}},
+            "model_config.temperature",
+        ),
+        (
+            {"raw": "x", "model_config": {"model": "offline", "temperature": True}},
+            "model_config.temperature",
+        ),
+        ({"raw": "x", "model_config": OFFLINE, "goal": 5}, "goal"),
         ({"raw": "x", "model_config": {**OFFLINE, "top_p": 1}}, "model_config.top_p"),
         ({"raw": "x", "model_config": OFFLINE, "extra": 1}, "extra"),
         ({"raw": "x", "model_config": OFFLINE, "session_id": ""}, "session_id"),

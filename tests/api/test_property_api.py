@@ -3,8 +3,8 @@
 Every operation gets a bounded number of generated requests (Hypothesis, derandomized: the same
 examples every run), made with the credential its security scheme names — a fresh login token
 or tenant API key per example, since some operations spend theirs (logout, key rotation), and
-the operator key. Each answer must not be a server error, must conform to the schema declared
-for its status.
+the operator key. Each answer must not be a server error, must have a status the operation
+documents, and must conform to the schema declared for that status.
 
 Hypothesis drives synchronous test functions, so each operation's run goes in a worker thread
 that hands every request to the app's own event loop (the app, its database pool and its hub
@@ -21,7 +21,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from server.app import create_app
 from server.settings import Settings
@@ -38,9 +41,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 PROFILE = settings.get_profile("prompt-studio-api")
-# status_code_conformance is left out until the routers document their 404s and 409s (48
-# operations answer an undocumented 404 for unknown ids; see the issue 10 report).
-CHECKS = [not_a_server_error, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 REQUEST_TIMEOUT = 30.0
 #: Operations left out, and why.
 EXCLUDED = {
@@ -92,7 +93,7 @@ async def _send(api: StudioApi, case: Any, caller: str, tenant: TenantKey) -> ht
 async def test_generated_requests_get_documented_answers(
     api: StudioApi, tenant: TenantKey, label: str
 ) -> None:
-    """No 5xx, and every answer in the schema declared for its status."""
+    """No 5xx, every status documented, every answer in the schema declared for its status."""
     operation = OPERATIONS[label]
     caller = _caller(operation)
     loop = asyncio.get_running_loop()

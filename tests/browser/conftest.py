@@ -16,7 +16,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, async_playwright, expect
 
 from migrations.runner import upgrade
-from tests.browser.pages import COLORS, set_colors
+from tests.browser.pages import COLORS, Profiles, set_colors
 from tests.support.accounts import Account, create_accounts
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.server_process import ServerProcess, running_server
@@ -95,3 +95,13 @@ async def team(server: ServerProcess) -> list[Account]:
     colors = dict(zip((a.user_id for a in accounts), COLORS, strict=True))
     await set_colors(server.database_url, colors)
     return accounts
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def profiles(browser: Browser) -> AsyncIterator[Profiles]:
+    """Signed-in browser profiles for one test, closed when it ends (passed or failed)."""
+    opened = Profiles(browser)
+    try:
+        yield opened
+    finally:
+        await opened.close()

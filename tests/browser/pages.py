@@ -97,3 +97,32 @@ class SessionPage:
         await expect(self.page.locator(".cm-ySelectionInfo", has_text=name)).to_be_visible(
             timeout=WAIT_MS
         )
+
+
+class Profiles:
+    """The signed-in browser profiles one test opens; :meth:`close` closes them all."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self._contexts: list[BrowserContext] = []
+
+    async def sign_in(
+        self, server: ServerProcess, account: Account, **options: Any
+    ) -> BrowserContext:
+        """A fresh profile of ``account`` (see :func:`signed_in_context`), closed with the rest."""
+        context = await signed_in_context(self.browser, server, account, **options)
+        self._contexts.append(context)
+        return context
+
+    async def open_session(
+        self, server: ServerProcess, account: Account, share_token: str, **options: Any
+    ) -> SessionPage:
+        """``account`` in a fresh profile, on the session's page, connected and synced."""
+        return await SessionPage.open(
+            await self.sign_in(server, account, **options), server, share_token
+        )
+
+    async def close(self) -> None:
+        """Close every profile opened so far."""
+        while self._contexts:
+            await self._contexts.pop().close()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
-from tests.browser.pages import SessionPage, signed_in_context
+from tests.browser.pages import Profiles, SessionPage
 from tests.support.accounts import Account
 from tests.support.api import create_session, grant, has_content, session_content
 from tests.support.json_client import JsonClient
@@ -21,55 +20,49 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 async def test_two_pages_edit_at_once_and_converge_with_each_others_cursors(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
     session = await create_session(
         server, alice, "You are a helpful support agent.\n", name="Support bot"
     )
     await grant(server, alice, session["id"], bob)
-    a_context = await signed_in_context(browser, server, alice)
-    b_context = await signed_in_context(browser, server, bob)
-    try:
-        a = await SessionPage.open(a_context, server, session["share_token"])
-        b = await SessionPage.open(b_context, server, session["share_token"])
-        await a.wait_text("You are a helpful support agent.\n")
-        await b.wait_text("You are a helpful support agent.\n")
-        # Both type at the same time, at the end of the same document.
-        await asyncio.gather(
-            a.type_at_end("Answer in the customer's language."),
-            b.type_at_end("Never share internal links. "),
-        )
-        await eventually(lambda: _same_text(a, b), timeout=15)
-        text = await a.text()
-        assert text.startswith("You are a helpful support agent.\n")
-        assert "Answer in the customer's language." in text
-        assert "Never share internal links. " in text
-        assert len(text) == len(
-            "You are a helpful support agent.\nAnswer in the customer's language."
-            "Never share internal links. "
-        )
-        await eventually(lambda: has_content(server, alice, session["id"], text), timeout=15)
-        # Each sees the other's caret, labelled with the other's name.
-        await a.wait_remote_caret("Bob")
-        await b.wait_remote_caret("Alice")
-        for page in (a, b):
-            online = page.page.locator("#member-list .member[data-online='true']")
-            await expect(online).to_have_count(2, timeout=15_000)
-        await expect(a.page.locator(".member[data-role='EDITOR']")).to_contain_text("Bob")
-        # Bob selects the first line: Alice sees the selection in Bob's colour.
-        await b.page.keyboard.press("Control+Home")
-        await b.page.keyboard.press("Shift+End")
-        await expect(a.page.locator(".cm-ySelection").first).to_be_visible(timeout=15_000)
-        await expect(a.page.locator("#history-list .edit").first).to_be_visible(timeout=15_000)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await a.page.set_viewport_size({"width": 1280, "height": 800})
-        await a.wait_remote_caret("Bob")
-        await a.page.screenshot(path=str(SCREENSHOTS / "session-two-members.png"))
-        assert a.errors == [] and b.errors == []
-    finally:
-        await a_context.close()
-        await b_context.close()
+    a = await profiles.open_session(server, alice, session["share_token"])
+    b = await profiles.open_session(server, bob, session["share_token"])
+    await a.wait_text("You are a helpful support agent.\n")
+    await b.wait_text("You are a helpful support agent.\n")
+    # Both type at the same time, at the end of the same document.
+    await asyncio.gather(
+        a.type_at_end("Answer in the customer's language."),
+        b.type_at_end("Never share internal links. "),
+    )
+    await eventually(lambda: _same_text(a, b), timeout=15)
+    text = await a.text()
+    assert text.startswith("You are a helpful support agent.\n")
+    assert "Answer in the customer's language." in text
+    assert "Never share internal links. " in text
+    assert len(text) == len(
+        "You are a helpful support agent.\nAnswer in the customer's language."
+        "Never share internal links. "
+    )
+    await eventually(lambda: has_content(server, alice, session["id"], text), timeout=15)
+    # Each sees the other's caret, labelled with the other's name.
+    await a.wait_remote_caret("Bob")
+    await b.wait_remote_caret("Alice")
+    for page in (a, b):
+        online = page.page.locator("#member-list .member[data-online='true']")
+        await expect(online).to_have_count(2, timeout=15_000)
+    await expect(a.page.locator(".member[data-role='EDITOR']")).to_contain_text("Bob")
+    # Bob selects the first line: Alice sees the selection in Bob's colour.
+    await b.page.keyboard.press("Control+Home")
+    await b.page.keyboard.press("Shift+End")
+    await expect(a.page.locator(".cm-ySelection").first).to_be_visible(timeout=15_000)
+    await expect(a.page.locator("#history-list .edit").first).to_be_visible(timeout=15_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await a.page.set_viewport_size({"width": 1280, "height": 800})
+    await a.wait_remote_caret("Bob")
+    await a.page.screenshot(path=str(SCREENSHOTS / "session-two-members.png"))
+    assert a.errors == [] and b.errors == []
 
 
 async def _same_text(a: SessionPage, b: SessionPage) -> bool:
@@ -77,98 +70,78 @@ async def _same_text(a: SessionPage, b: SessionPage) -> bool:
 
 
 async def test_a_viewer_page_cannot_change_the_text_and_says_why(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, _, carol = team
     session = await create_session(server, alice, "Fixed text", name="Read only")
-    a_context = await signed_in_context(browser, server, alice)
-    c_context = await signed_in_context(browser, server, carol)
-    try:
-        c = await SessionPage.open(c_context, server, session["share_token"])
-        await expect(c.role).to_have_text("VIEWER")
-        await expect(c.banner).to_be_visible()
-        await expect(c.banner).to_contain_text("VIEWER")
-        await expect(c.content).to_have_attribute("contenteditable", "false")
-        await c.content.click()
-        await c.page.keyboard.type("vandalism")
-        await c.page.keyboard.press("Backspace")
-        assert await c.text() == "Fixed text"
-        # The owner's edit still reaches the viewer, and the viewer's keys changed nothing.
-        a = await SessionPage.open(a_context, server, session["share_token"])
-        await a.type_at_end("!")
-        await c.wait_text("Fixed text!")
-        await eventually(lambda: has_content(server, alice, session["id"], "Fixed text!"))
-    finally:
-        await a_context.close()
-        await c_context.close()
+    c = await profiles.open_session(server, carol, session["share_token"])
+    await expect(c.role).to_have_text("VIEWER")
+    await expect(c.banner).to_be_visible()
+    await expect(c.banner).to_contain_text("VIEWER")
+    await expect(c.content).to_have_attribute("contenteditable", "false")
+    await c.content.click()
+    await c.page.keyboard.type("vandalism")
+    await c.page.keyboard.press("Backspace")
+    assert await c.text() == "Fixed text"
+    # The owner's edit still reaches the viewer, and the viewer's keys changed nothing.
+    a = await profiles.open_session(server, alice, session["share_token"])
+    await a.type_at_end("!")
+    await c.wait_text("Fixed text!")
+    await eventually(lambda: has_content(server, alice, session["id"], "Fixed text!"))
 
 
 async def test_a_viewer_made_editor_can_type_at_once(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "", name="Promotion")
-    b_context = await signed_in_context(browser, server, bob)
-    try:
-        b = await SessionPage.open(b_context, server, session["share_token"])
-        await expect(b.role).to_have_text("VIEWER")
-        await grant(server, alice, session["id"], bob, "EDITOR")
-        await expect(b.role).to_have_text("EDITOR", timeout=15_000)
-        await expect(b.banner).to_be_hidden()
-        await b.type_at_end("now I can")
-        await eventually(lambda: has_content(server, alice, session["id"], "now I can"))
-    finally:
-        await b_context.close()
+    b = await profiles.open_session(server, bob, session["share_token"])
+    await expect(b.role).to_have_text("VIEWER")
+    await grant(server, alice, session["id"], bob, "EDITOR")
+    await expect(b.role).to_have_text("EDITOR", timeout=15_000)
+    await expect(b.banner).to_be_hidden()
+    await b.type_at_end("now I can")
+    await eventually(lambda: has_content(server, alice, session["id"], "now I can"))
 
 
 async def test_a_browser_and_a_json_client_co_edit(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "Hello", name="Mixed clients")
     await grant(server, alice, session["id"], bob)
-    context = await signed_in_context(browser, server, alice)
-    try:
-        page = await SessionPage.open(context, server, session["share_token"])
-        async with JsonClient(server.ws_base, session["share_token"], bob.token) as json_client:
-            reply = await json_client.insert(0, ">> ")
-            assert reply["type"] == "ack", reply
-            await page.wait_text(">> Hello")
-            await page.type_at_end(" from the browser")
-            await json_client.wait_text(">> Hello from the browser", timeout=15)
-            reply = await json_client.insert(json_client.utf16_length(), " and JSON 😀")
-            assert reply["type"] == "ack", reply
-            await page.wait_text(">> Hello from the browser and JSON 😀")
-            # The JSON client's name appears in the browser's member list.
-            await expect(page.page.locator("#member-list")).to_contain_text("Bob")
-        assert await session_content(server, alice, session["id"]) == await page.text()
-    finally:
-        await context.close()
+    page = await profiles.open_session(server, alice, session["share_token"])
+    async with JsonClient(server.ws_base, session["share_token"], bob.token) as json_client:
+        reply = await json_client.insert(0, ">> ")
+        assert reply["type"] == "ack", reply
+        await page.wait_text(">> Hello")
+        await page.type_at_end(" from the browser")
+        await json_client.wait_text(">> Hello from the browser", timeout=15)
+        reply = await json_client.insert(json_client.utf16_length(), " and JSON 😀")
+        assert reply["type"] == "ack", reply
+        await page.wait_text(">> Hello from the browser and JSON 😀")
+        # The JSON client's name appears in the browser's member list.
+        await expect(page.page.locator("#member-list")).to_contain_text("Bob")
+    assert await session_content(server, alice, session["id"]) == await page.text()
 
 
 async def test_arabic_typed_in_one_page_arrives_intact_and_runs_right_to_left(
-    browser: Browser, server: ServerProcess, team: list[Account], tmp_path: Path
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "Greeting:\n", name="عربي")
     await grant(server, alice, session["id"], bob)
-    a_context = await signed_in_context(browser, server, alice)
-    b_context = await signed_in_context(browser, server, bob)
     arabic = "مرحبا بكم في استوديو التعليمات، كيف يمكنني مساعدتك؟"
-    try:
-        a = await SessionPage.open(a_context, server, session["share_token"])
-        b = await SessionPage.open(b_context, server, session["share_token"])
-        await a.wait_text("Greeting:\n")
-        await a.type_at_end(arabic)
-        await b.wait_text(f"Greeting:\n{arabic}")
-        await eventually(lambda: has_content(server, alice, session["id"], f"Greeting:\n{arabic}"))
-        # Direction per line: the Latin line runs left to right, the Arabic one right to left.
-        directions = await b.page.eval_on_selector_all(
-            ".cm-line", "lines => lines.map(l => getComputedStyle(l).direction)"
-        )
-        assert directions == ["ltr", "rtl"]
-        await expect(b.page.locator("#session-title")).to_have_text("عربي")
-        assert a.errors == [] and b.errors == []
-    finally:
-        await a_context.close()
-        await b_context.close()
+    a = await profiles.open_session(server, alice, session["share_token"])
+    b = await profiles.open_session(server, bob, session["share_token"])
+    await a.wait_text("Greeting:\n")
+    await a.type_at_end(arabic)
+    await b.wait_text(f"Greeting:\n{arabic}")
+    await eventually(lambda: has_content(server, alice, session["id"], f"Greeting:\n{arabic}"))
+    # Direction per line: the Latin line runs left to right, the Arabic one right to left.
+    directions = await b.page.eval_on_selector_all(
+        ".cm-line", "lines => lines.map(l => getComputedStyle(l).direction)"
+    )
+    assert directions == ["ltr", "rtl"]
+    await expect(b.page.locator("#session-title")).to_have_text("عربي")
+    assert a.errors == [] and b.errors == []

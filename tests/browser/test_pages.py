@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.browser.pages import WAIT_MS, SessionPage, signed_in_context
+from tests.browser.pages import WAIT_MS, Profiles, SessionPage
 from tests.support.accounts import Account, create_accounts
 from tests.support.api import call, create_session, grant, has_content
 from tests.support.server_process import ServerProcess
@@ -64,16 +64,12 @@ async def test_sign_in_create_a_session_and_sign_out(
 
 
 async def test_an_expired_cookie_leads_back_to_sign_in(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     stale = Account(team[0].tenant_id, team[0].user_id, team[0].email, "Alice", "expired-token")
-    context = await signed_in_context(browser, server, stale)
-    try:
-        page = await context.new_page()
-        await page.goto(server.base_url)
-        await expect(page.locator("#sign-in .error")).to_contain_text("expired")
-    finally:
-        await context.close()
+    page = await (await profiles.sign_in(server, stale)).new_page()
+    await page.goto(server.base_url)
+    await expect(page.locator("#sign-in .error")).to_contain_text("expired")
 
 
 @pytest.mark.parametrize(
@@ -81,137 +77,120 @@ async def test_an_expired_cookie_leads_back_to_sign_in(
     [("no-such-link-123", "unknown or was replaced"), ("%E2%80%AE", "unknown or was replaced")],
 )
 async def test_an_unknown_share_link_says_so(
-    browser: Browser, server: ServerProcess, team: list[Account], share_token: str, reason: str
+    profiles: Profiles, server: ServerProcess, team: list[Account], share_token: str, reason: str
 ) -> None:
-    context = await signed_in_context(browser, server, team[0])
-    try:
-        page = await context.new_page()
-        await page.goto(f"{server.base_url}/s/{share_token}")
-        closed = page.locator("#session-closed")
-        await expect(closed).to_contain_text(reason, timeout=WAIT_MS)
-        await expect(closed).to_have_attribute("data-code", "4404")
-    finally:
-        await context.close()
+    page = await (await profiles.sign_in(server, team[0])).new_page()
+    await page.goto(f"{server.base_url}/s/{share_token}")
+    closed = page.locator("#session-closed")
+    await expect(closed).to_contain_text(reason, timeout=WAIT_MS)
+    await expect(closed).to_have_attribute("data-code", "4404")
 
 
 async def test_another_tenants_session_is_refused(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     (mallory,) = await create_accounts(server.database_url, ["Mallory"])
     session = await create_session(server, team[0], "secret", name="Private")
-    context = await signed_in_context(browser, server, mallory)
-    try:
-        page = await context.new_page()
-        await page.goto(f"{server.base_url}/s/{session['share_token']}")
-        await expect(page.locator("#session-closed")).to_have_attribute(
-            "data-code", "4403", timeout=WAIT_MS
-        )
-        assert "secret" not in await page.content()
-    finally:
-        await context.close()
+    page = await (await profiles.sign_in(server, mallory)).new_page()
+    await page.goto(f"{server.base_url}/s/{session['share_token']}")
+    await expect(page.locator("#session-closed")).to_have_attribute(
+        "data-code", "4403", timeout=WAIT_MS
+    )
+    assert "secret" not in await page.content()
 
 
 async def test_history_shows_edits_and_restores_one_for_everyone(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "v1", name="History")
     await grant(server, alice, session["id"], bob)
-    a_context = await signed_in_context(browser, server, alice)
-    b_context = await signed_in_context(browser, server, bob)
-    try:
-        a = await SessionPage.open(a_context, server, session["share_token"])
-        b = await SessionPage.open(b_context, server, session["share_token"])
-        await a.type_at_end(" and v2")
-        await b.wait_text("v1 and v2")
-        await eventually(lambda: has_content(server, alice, session["id"], "v1 and v2"))
-        edits = a.page.locator("#history-list .edit")
-        await expect(edits.first).to_contain_text("Alice", timeout=WAIT_MS)
-        # The oldest edit is the first keystroke: the text right after it is "v1 ".
-        await edits.last.get_by_role("button").click()
-        await expect(a.page.locator("#history-preview")).to_have_text("v1 ")
-        await a.page.click("#restore-edit")
-        await a.wait_text("v1 ")
-        await b.wait_text("v1 ")
-        await expect(b.page.locator("#history-list .edit").first).to_have_attribute(
-            "data-origin", "restore", timeout=WAIT_MS
-        )
-        await eventually(lambda: has_content(server, alice, session["id"], "v1 "))
-    finally:
-        await a_context.close()
-        await b_context.close()
+    a = await profiles.open_session(server, alice, session["share_token"])
+    b = await profiles.open_session(server, bob, session["share_token"])
+    await a.type_at_end(" and v2")
+    await b.wait_text("v1 and v2")
+    await eventually(lambda: has_content(server, alice, session["id"], "v1 and v2"))
+    edits = a.page.locator("#history-list .edit")
+    await expect(edits.first).to_contain_text("Alice", timeout=WAIT_MS)
+    # The oldest edit is the first keystroke: the text right after it is "v1 ".
+    await edits.last.get_by_role("button").click()
+    await expect(a.page.locator("#history-preview")).to_have_text("v1 ")
+    await a.page.click("#restore-edit")
+    await a.wait_text("v1 ")
+    await b.wait_text("v1 ")
+    await expect(b.page.locator("#history-list .edit").first).to_have_attribute(
+        "data-origin", "restore", timeout=WAIT_MS
+    )
+    await eventually(lambda: has_content(server, alice, session["id"], "v1 "))
 
 
 async def test_a_viewer_sees_history_but_cannot_restore(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, _, carol = team
     session = await create_session(server, alice, "", name="Viewer history")
-    a_context = await signed_in_context(browser, server, alice)
-    c_context = await signed_in_context(browser, server, carol)
-    try:
-        a = await SessionPage.open(a_context, server, session["share_token"])
-        await a.type_at_end("x")
-        c = await SessionPage.open(c_context, server, session["share_token"])
-        await c.wait_text("x")
-        edit = c.page.locator("#history-list .edit").first
-        await expect(edit).to_contain_text("Alice", timeout=WAIT_MS)
-        await edit.get_by_role("button").click()
-        await expect(c.page.locator("#history-preview")).to_have_text("x")
-        await expect(c.page.locator("#restore-edit")).to_have_count(0)
-    finally:
-        await a_context.close()
-        await c_context.close()
+    a = await profiles.open_session(server, alice, session["share_token"])
+    await a.type_at_end("x")
+    c = await profiles.open_session(server, carol, session["share_token"])
+    await c.wait_text("x")
+    edit = c.page.locator("#history-list .edit").first
+    await expect(edit).to_contain_text("Alice", timeout=WAIT_MS)
+    await edit.get_by_role("button").click()
+    await expect(c.page.locator("#history-preview")).to_have_text("x")
+    await expect(c.page.locator("#restore-edit")).to_have_count(0)
 
 
 async def test_the_session_page_fits_a_narrow_window(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice = team[0]
     long_line = "A very long instruction line that must wrap instead of scrolling sideways. " * 4
     session = await create_session(server, alice, long_line, name="Phone")
-    context = await signed_in_context(
-        browser, server, alice, viewport={"width": 375, "height": 740}
-    )
-    try:
-        page = await SessionPage.open(context, server, session["share_token"])
-        await page.wait_text(long_line)
-        width = await page.page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 375
-        editor = await page.page.locator("#editor").bounding_box()
-        members = await page.page.locator("#member-list").bounding_box()
-        assert editor is not None and members is not None
-        # The side panels stack below the editor rather than squeezing it.
-        assert members["y"] > editor["y"] + editor["height"] - 1
-        assert editor["width"] > 300
-        await page.type_at_end(" ok")
-        await page.wait_text(long_line + " ok")
-    finally:
-        await context.close()
+    narrow = {"width": 375, "height": 740}
+    page = await profiles.open_session(server, alice, session["share_token"], viewport=narrow)
+    await page.wait_text(long_line)
+    width = await page.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375
+    editor = await page.page.locator("#editor").bounding_box()
+    members = await page.page.locator("#member-list").bounding_box()
+    assert editor is not None and members is not None
+    # The side panels stack below the editor rather than squeezing it.
+    assert members["y"] > editor["y"] + editor["height"] - 1
+    assert editor["width"] > 300
+    await page.type_at_end(" ok")
+    await page.wait_text(long_line + " ok")
 
 
 async def test_a_removed_member_and_a_deactivated_session_are_told_why(
-    browser: Browser, server: ServerProcess, team: list[Account]
+    profiles: Profiles, server: ServerProcess, team: list[Account]
 ) -> None:
     alice, bob, _ = team
     session = await create_session(server, alice, "text", name="Closing")
     await grant(server, alice, session["id"], bob)
-    a_context = await signed_in_context(browser, server, alice)
-    b_context = await signed_in_context(browser, server, bob)
-    try:
-        a = await SessionPage.open(a_context, server, session["share_token"])
-        b = await SessionPage.open(b_context, server, session["share_token"])
-        removed = await call(
-            server, alice, "DELETE", f"/api/sessions/{session['id']}/members/{bob.user_id}"
-        )
-        assert removed.status_code in {200, 204}, removed.text
-        closed = b.page.locator("#session-closed")
-        await expect(closed).to_have_attribute("data-code", "4403")
-        await expect(closed).to_contain_text("not a member")
+    a = await profiles.open_session(server, alice, session["share_token"])
+    b = await profiles.open_session(server, bob, session["share_token"])
+    removed = await call(
+        server, alice, "DELETE", f"/api/sessions/{session['id']}/members/{bob.user_id}"
+    )
+    assert removed.status_code in {200, 204}, removed.text
+    closed = b.page.locator("#session-closed")
+    await expect(closed).to_have_attribute("data-code", "4403")
+    await expect(closed).to_contain_text("not a member")
 
-        deactivated = await call(server, alice, "POST", f"/api/sessions/{session['id']}/deactivate")
-        assert deactivated.status_code == 200, deactivated.text
-        await expect(a.page.locator("#session-closed")).to_contain_text("deactivated")
-    finally:
-        await a_context.close()
-        await b_context.close()
+    deactivated = await call(server, alice, "POST", f"/api/sessions/{session['id']}/deactivate")
+    assert deactivated.status_code == 200, deactivated.text
+    await expect(a.page.locator("#session-closed")).to_contain_text("deactivated")
+
+
+async def test_profiles_close_every_context_they_opened(
+    browser: Browser, server: ServerProcess, team: list[Account]
+) -> None:
+    before = len(browser.contexts)
+    opened = Profiles(browser)
+    first = await opened.sign_in(server, team[0])
+    await opened.sign_in(server, team[1], viewport={"width": 375, "height": 740})
+    assert len(browser.contexts) == before + 2
+    assert [c["value"] for c in await first.cookies()] == [team[0].token]
+    await opened.close()
+    assert len(browser.contexts) == before
+    await opened.close()  # closing twice is harmless

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from server.api.types import ApiModel, LongText, Name, Page, Text, UtcDatetime
+from server.api.types import AliasModel, ApiModel, LongText, Name, Page, Text, UtcDatetime
 
 Status = Literal["pending", "running", "completed", "failed"]
 Stage = Literal["agent1", "agent2", "agent3", "done"]
@@ -18,13 +18,7 @@ SessionId = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
 PromptId = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
 
 
-class _AliasModel(ApiModel):
-    model_config = ConfigDict(
-        extra="forbid", allow_inf_nan=False, from_attributes=True, populate_by_name=True
-    )
-
-
-class ComposeModelConfig(_AliasModel):
+class ComposeModelConfig(AliasModel):
     """Which model plays the agents (``offline``: the rule engine), and how."""
 
     model: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
@@ -34,7 +28,7 @@ class ComposeModelConfig(_AliasModel):
     )
 
 
-class ComposeCreate(_AliasModel):
+class ComposeCreate(AliasModel):
     """``POST /api/compose``: the rough idea and how to compose it."""
 
     raw: Annotated[LongText, StringConstraints(min_length=1)] = Field(
@@ -73,7 +67,7 @@ class ComposeOutputs(ApiModel):
     agent3: dict[str, Any] | None = None
 
 
-class ComposeOut(_AliasModel):
+class ComposeOut(AliasModel):
     """A compose job."""
 
     id: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from server.api.schemas.prompts import (
     MAX_RENDER_VALUES,
@@ -14,7 +14,17 @@ from server.api.schemas.prompts import (
     VariableName,
     VersionNumber,
 )
-from server.api.types import ApiModel, LongText, Page, Tag, Text, UtcDatetime
+from server.api.types import (
+    ApiModel,
+    ErrorDetail,
+    ErrorEnvelope,
+    LongText,
+    Page,
+    Tag,
+    Text,
+    UtcDatetime,
+)
+from server.api.types import error_responses as api_error_responses
 from storage.models import Run, RunRating
 
 #: A text id (UUID) in a body.
@@ -198,43 +208,31 @@ class ErrorOut(ApiModel):
     field: str | None = None
 
 
-class ErrorDetail(BaseModel):
-    """The error object of an error answer (more keys may follow, e.g. ``errors``)."""
+class RunErrorDetail(ErrorDetail):
+    """The error object of a runs answer: a failed run also names the run it recorded."""
 
-    model_config = ConfigDict(extra="allow")
-
-    code: str
-    message: str
-    field: str | None = None
     run_id: int | None = Field(default=None, description="the run the failure was recorded on")
 
 
-class ErrorEnvelope(BaseModel):
-    """``{"error": {...}}``: every error answer."""
+class RunErrorEnvelope(ErrorEnvelope):
+    """``{"error": {...}}`` of a runs answer."""
 
-    error: ErrorDetail
+    error: RunErrorDetail
 
 
 _ERROR_MEANINGS = {
-    400: "malformed body",
-    401: "no or unknown login token",
     403: "not a member of the session",
-    404: "unknown id (or another tenant's)",
-    413: "body too large",
     422: "invalid field, missing variables, unknown model, context too long",
     429: "provider rate limit or the tenant's daily quota (with Retry-After)",
     502: "the provider refused the credentials, failed, or answered nonsense",
     503: "the tenant's provider key cannot be opened",
-    504: "the provider did not answer in time",
 }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these error statuses, in the one error shape."""
-    return {
-        status: {"model": ErrorEnvelope, "description": _ERROR_MEANINGS[status]}
-        for status in statuses
-    }
+    """OpenAPI ``responses`` for these error statuses of the runs routes."""
+    documented = api_error_responses(*statuses, meanings=_ERROR_MEANINGS)
+    return {status: {**doc, "model": RunErrorEnvelope} for status, doc in documented.items()}
 
 
 class CompareItem(ApiModel):
