@@ -14,6 +14,7 @@ from typing import Any
 
 from pycrdt import Doc, Text, merge_updates
 
+from crdt.codec import Decoder
 from crdt.delta import (
     DeltaMismatchError,
     Piece,
@@ -24,6 +25,7 @@ from crdt.delta import (
 from crdt.errors import OpError, ProtocolError, UpdateError
 from crdt.ops import EditOp, OpOrigin
 from crdt.positions import utf8_length, utf16_length, utf16_to_index
+from crdt.update_header import read_update_ranges
 
 __all__ = ["EMPTY_UPDATE", "TEXT_NAME", "Change", "PromptDocument"]
 
@@ -95,7 +97,8 @@ class PromptDocument:
             UpdateError: ``state`` is not a valid Yjs update.
         """
         document = cls(client_id=client_id)
-        document.apply_update(state)
+        # Our own persisted state may hold structs under ``client_id``: no own-id check here.
+        document._transact(lambda: document._apply_raw(state), None, "sync")
         return document
 
     @classmethod
@@ -220,10 +223,16 @@ class PromptDocument:
         update whose dependencies are missing wait inside the document and are part of the
         ``update`` of the change that finally integrates them.
 
-        Raises:
-            UpdateError: the update cannot be decoded; the document is untouched.
-        """
+        An update that writes under this document's own client id (new structs, or deletions
+        of clocks it has not written yet) is refused: only this replica writes there, and pycrdt
+        would keep such structs pending, invisible to the text but relayed to nobody, while a
+        peer that receives them from elsewhere integrates them (see :meth:`refuse_own_writes`).
 
+        Raises:
+            UpdateError: the update cannot be decoded, or writes under this document's client
+                id; the document is untouched.
+        """
+        self.refuse_own_writes(update)
         self._check_cache()
         return self._transact(
             lambda: self._apply_raw(update), None if self._plain else self._pieces(), origin
@@ -237,8 +246,9 @@ class PromptDocument:
         on the next read or change. The integrated update is ``b""`` when nothing was new.
 
         Raises:
-            UpdateError: the update cannot be decoded; the document is untouched.
+            UpdateError: as for :meth:`apply_update`; the document is untouched.
         """
+        self.refuse_own_writes(update)
         recorder = self._recorder
         if recorder.updates or recorder.changed:  # edited behind our back: re-read later
             recorder.take()
@@ -252,6 +262,39 @@ class PromptDocument:
                 self._stale = True
         merged = updates[0] if len(updates) == 1 else merge_updates(*updates) if updates else b""
         return (b"" if merged == EMPTY_UPDATE else merged), changed
+
+    def refuse_own_writes(self, update: bytes) -> None:
+        """Raise :class:`UpdateError` if ``update`` writes what only this replica may write.
+
+        That is a struct or a deletion under this document's client id beyond the clocks it
+        has written itself. Anything at or below them is a duplicate of our own change (e.g. a
+        peer node's sync reply) and harmless. Costs one pass over ``update``, no pycrdt call.
+
+        Raises:
+            UpdateError: the update is malformed, or writes under our client id.
+        """
+        own = self._doc.client_id
+        ranges = read_update_ranges(update)
+        ours = [r for r in (*ranges.structs, *ranges.deletes) if r.client == own]
+        if not ours:
+            return
+        clock = self._own_clock()
+        for claimed in ours:
+            if claimed.end > clock:
+                raise UpdateError(
+                    f"update writes clocks {claimed.start}..{claimed.end} under the server's own "
+                    f"client id {own} (it has written up to {clock}); refused"
+                )
+
+    def _own_clock(self) -> int:
+        """How many clocks this replica has written under its own client id."""
+        own = self._doc.client_id
+        decoder = Decoder(self._doc.get_state())
+        for _ in range(decoder.read_var_uint()):
+            client, clock = decoder.read_var_uint(), decoder.read_var_uint()
+            if client == own:
+                return clock
+        return 0
 
     def _apply_raw(self, update: bytes) -> None:
         try:
