@@ -35,6 +35,9 @@ TEXT_NAME = "content"
 EMPTY_UPDATE = b"\x00\x00"
 """The encoding of a Yjs update that contains nothing."""
 
+DEFAULT_MAX_WAITING_UPDATES = 256
+"""Default bound on updates waiting for a clock gap to be filled, per document."""
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -60,9 +63,18 @@ class Change:
 class PromptDocument:
     """A prompt's CRDT document; see the module docstring."""
 
-    def __init__(self, *, client_id: int | None = None) -> None:
-        """Create an empty document (``client_id`` is random unless given, e.g. in tests)."""
+    def __init__(
+        self, *, client_id: int | None = None, max_waiting: int = DEFAULT_MAX_WAITING_UPDATES
+    ) -> None:
+        """Create an empty document (``client_id`` is random unless given, e.g. in tests).
+
+        ``max_waiting`` bounds the updates held back for a clock gap (see :meth:`apply_update`).
+        """
         self._doc: Doc[Text] = Doc(client_id=client_id)
+        # Updates that skip clocks of some client, held here (not in pycrdt, see
+        # ``_gap_of``) until an update fills the gap; oldest first.
+        self._waiting: list[bytes] = []
+        self._max_waiting = max_waiting
         self._text = self._doc.get(TEXT_NAME, type=Text)
         # Caches of the text, kept up to date by every change (see ``_transact``):
         self._content = ""
@@ -232,10 +244,13 @@ class PromptDocument:
             UpdateError: the update cannot be decoded, or writes under this document's client
                 id; the document is untouched.
         """
-        self.refuse_own_writes(update)
+        if self._hold_if_gapped(update):
+            return Change(update=b"", ops=[], content_before=self.text, content_after=self.text)
         self._check_cache()
         return self._transact(
-            lambda: self._apply_raw(update), None if self._plain else self._pieces(), origin
+            lambda: self._apply_and_release(update),
+            None if self._plain else self._pieces(),
+            origin,
         )
 
     def integrate_update(self, update: bytes) -> tuple[bytes, bool]:
@@ -248,14 +263,15 @@ class PromptDocument:
         Raises:
             UpdateError: as for :meth:`apply_update`; the document is untouched.
         """
-        self.refuse_own_writes(update)
+        if self._hold_if_gapped(update):
+            return b"", False
         recorder = self._recorder
         if recorder.updates or recorder.changed:  # edited behind our back: re-read later
             recorder.take()
             self._stale = True
         recorder.want_delta = False
         try:
-            self._apply_raw(update)
+            self._apply_and_release(update)
         finally:
             updates, _deltas, changed = recorder.take()
             if changed or updates:
@@ -264,37 +280,85 @@ class PromptDocument:
         return (b"" if merged == EMPTY_UPDATE else merged), changed
 
     def refuse_own_writes(self, update: bytes) -> None:
-        """Raise :class:`UpdateError` if ``update`` writes what only this replica may write.
+        """Raise :class:`UpdateError` if ``update`` writes under this document's client id.
 
-        That is a struct or a deletion under this document's client id beyond the clocks it
-        has written itself. Anything at or below them is a duplicate of our own change (e.g. a
-        peer node's sync reply) and harmless. Costs one pass over ``update``, no pycrdt call.
+        That is a struct or a deletion beyond the clocks this replica has written itself: only
+        it writes there, and nobody else could ever fill such a gap. At or below them it is a
+        duplicate of our own change (e.g. a peer node's sync reply) and harmless. Costs one pass
+        over ``update``, no pycrdt call.
 
         Raises:
             UpdateError: the update is malformed, or writes under our client id.
         """
+        self._check_update(update)
+
+    def _check_update(self, update: bytes) -> bool:
+        """:meth:`refuse_own_writes`, then whether ``update`` skips clocks of another client."""
         own = self._doc.client_id
         ranges = read_update_ranges(update)
-        ours = [r for r in (*ranges.structs, *ranges.deletes) if r.client == own]
-        if not ours:
-            return
-        clock = self._own_clock()
-        for claimed in ours:
-            if claimed.end > clock:
+        if not ranges.structs and all(r.client != own for r in ranges.deletes):
+            return False
+        state = self._state_map()
+        for claimed in (*ranges.structs, *ranges.deletes):
+            have = state.get(claimed.client, 0)
+            if claimed.client == own and claimed.end > have:
                 raise UpdateError(
                     f"update writes clocks {claimed.start}..{claimed.end} under the server's own "
-                    f"client id {own} (it has written up to {clock}); refused"
+                    f"client id {own} (it has written up to {have}); refused"
                 )
+        return any(group.start > state.get(group.client, 0) for group in ranges.structs)
 
-    def _own_clock(self) -> int:
-        """How many clocks this replica has written under its own client id."""
-        own = self._doc.client_id
+    def _hold_if_gapped(self, update: bytes) -> bool:
+        """Keep ``update`` aside if it skips clocks; refuse it if it writes under our id.
+
+        pycrdt does not hold a struct that skips clocks pending as Yjs does: when its origins
+        are known it integrates it without advancing its state vector, so the text changes but
+        the transaction's update is empty and no peer ever gets it (found by the fuzz suite).
+        Such an update therefore waits here, outside pycrdt, until the gap is filled.
+
+        Raises:
+            UpdateError: as for :meth:`refuse_own_writes`, or too many updates are waiting.
+        """
+        if not self._check_update(update):
+            return False
+        if len(self._waiting) >= self._max_waiting:
+            raise UpdateError(
+                f"{len(self._waiting)} updates already wait for missing clocks; refused"
+            )
+        self._waiting.append(bytes(update))
+        return True
+
+    def _apply_and_release(self, update: bytes) -> None:
+        """Apply ``update``, then every waiting update whose gap it filled (same transaction
+        as far as the caller is concerned: the recorder collects them all)."""
+        self._apply_raw(update)
+        progress = bool(self._waiting)
+        while progress:
+            progress = False
+            for waiting in list(self._waiting):
+                try:
+                    gapped = self._check_update(waiting)
+                except UpdateError:  # e.g. it overlaps what we have written since
+                    self._waiting.remove(waiting)
+                    continue
+                if not gapped:
+                    self._waiting.remove(waiting)
+                    # Its failure must not fail ``update``, which is applied already.
+                    with suppress(UpdateError):
+                        self._apply_raw(waiting)
+                    progress = True
+
+    @property
+    def waiting_updates(self) -> int:
+        """How many updates wait for a clock gap to be filled."""
+        return len(self._waiting)
+
+    def _state_map(self) -> dict[int, int]:
+        """This document's state vector: per client id, the number of clocks it has."""
         decoder = Decoder(self._doc.get_state())
-        for _ in range(decoder.read_var_uint()):
-            client, clock = decoder.read_var_uint(), decoder.read_var_uint()
-            if client == own:
-                return clock
-        return 0
+        return {
+            decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())
+        }
 
     def _apply_raw(self, update: bytes) -> None:
         try:

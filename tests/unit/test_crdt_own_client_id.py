@@ -4,9 +4,10 @@ pycrdt keeps a struct whose clock is beyond what it has as *pending*: invisible 
 reported as an empty update, so it is relayed to nobody. Under the server's own client id such a
 struct can never be completed by anybody but the server itself, and the server's next edit fills
 the gap and makes it appear on the server only: JSON clients (who see the server's text) and Yjs
-peers (who never got it) diverge. Updates under *other* client ids with a gap stay pending, the
-way a Yjs client holds them: the server's text is what a Yjs client applying the same updates
-sees, and the integrating change carries the pending part to everybody.
+peers (who never got it) diverge. Updates under *other* client ids that skip clocks wait outside
+pycrdt (which integrates them silently when their origins are known) until the gap is filled,
+as a Yjs client holds them pending: the server's text is what a Yjs client applying the same
+updates sees, and the filling change carries the waiting part to everybody.
 """
 
 from __future__ import annotations
@@ -171,20 +172,49 @@ def test_our_own_structs_coming_back_are_a_harmless_duplicate() -> None:
     assert document.apply_update(doc.get_update(before)).content_after == "llo"
 
 
-def test_a_gap_under_another_id_waits_as_it_does_in_a_yjs_client() -> None:
+@pytest.mark.parametrize("integrate", [False, True])
+def test_a_gap_under_another_id_waits_until_it_is_filled(integrate: bool) -> None:
     document = server_document()
     start = document.full_state()
     first, second = gapped_update(document, 99)
-    held = document.apply_update(second)
-    # Pending: nothing to relay, the text is what a Yjs replica applying the same shows.
-    assert held.update == b"" and held.ops == []
+    apply = document.integrate_update if integrate else document.apply_update
+    apply(second)
+    # Held back: nothing to relay, and the text is what a Yjs replica applying the same shows.
+    assert document.full_state() == start and document.waiting_updates == 1
     assert document.text == yjs_text(start, second) == "hello"
-    fresh = PromptDocument.from_state(document.full_state(), client_id=3)
-    assert fresh.text == document.text
+    outcome = apply(first)
+    integrated = outcome[0] if isinstance(outcome, tuple) else outcome.update
+    # The filling change carries the waiting part to everybody.
+    assert document.text == "hello world!!!" == yjs_text(start, integrated)
+    assert document.waiting_updates == 0
+
+
+def test_a_gapped_struct_with_known_origins_waits_instead_of_changing_the_text_silently() -> None:
+    """Found by the fuzz suite: pycrdt integrates a struct at clock 1 of a client it has no
+    clock 0 of when the struct's origins are known, without advancing its state vector; the
+    update it reports is then empty, so the server's text changed and nobody was told."""
+    document = server_document()
+    start = document.full_state()
+    doc, text = forger(document, 99)
+    first = edit(doc, text, 0, "x")  # clock 0, sent last
+    gapped = edit(doc, text, 3, "a")  # clock 1, between two of the server's characters
+    assert read_update_ranges(gapped).structs == [ClockRange(99, 1, 2)]
+    held = document.apply_update(gapped)
+    # (pycrdt itself would show "heallo" here; Yjs holds the struct pending and shows "hello")
+    assert held.update == b"" and held.ops == [] and document.text == "hello"
     completed = document.apply_update(first)
-    # The integrating change carries the pending part to everybody.
-    assert document.text == "hello world!!!" == yjs_text(start, completed.update)
-    assert [op.content for op in completed.ops] == [" world!!!"]
+    assert document.text == str(text) == yjs_text(start, completed.update) == "xheallo"
+
+
+def test_waiting_updates_are_bounded() -> None:
+    document = PromptDocument(client_id=SERVER_ID, max_waiting=1)
+    document.apply_op(EditOp("insert", 0, 0, "hello", "user"))
+    _first, second = gapped_update(document, 99)
+    _other_first, other_second = gapped_update(document, 98)
+    document.apply_update(second)  # at the bound
+    with pytest.raises(UpdateError, match="already wait"):
+        document.apply_update(other_second)
+    assert document.waiting_updates == 1 and document.text == "hello"
 
 
 # -- the room: a Yjs client and a peer node --------------------------------------------------
