@@ -353,6 +353,17 @@ class PromptDocument:
         """How many updates wait for a clock gap to be filled."""
         return len(self._waiting)
 
+    @property
+    def max_waiting_updates(self) -> int:
+        """The bound on :attr:`waiting_updates`; beyond it a gapped update is refused."""
+        return self._max_waiting
+
+    @max_waiting_updates.setter
+    def max_waiting_updates(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_waiting_updates must be >= 1, got {value}")
+        self._max_waiting = value
+
     def _state_map(self) -> dict[int, int]:
         """This document's state vector: per client id, the number of clocks it has."""
         decoder = Decoder(self._doc.get_state())

@@ -108,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
                         awareness_limits=AwarenessLimits.from_settings(settings),
                         op_ids_per_user=settings.op_ids_per_user,
                         op_id_max_chars=settings.op_id_max_chars,
+                        crdt_max_waiting_updates=settings.crdt_max_waiting_updates,
                     )
                 )
                 admission = await stack.enter_async_context(
