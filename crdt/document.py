@@ -75,6 +75,9 @@ class PromptDocument:
         # ``_gap_of``) until an update fills the gap; oldest first.
         self._waiting: list[bytes] = []
         self._max_waiting = max_waiting
+        # Client ids of the documents of the other nodes serving this one (see
+        # :meth:`note_peer_server_id`): their structs reach us only from those nodes.
+        self._peer_ids: set[int] = set()
         self._text = self._doc.get(TEXT_NAME, type=Text)
         # Caches of the text, kept up to date by every change (see ``_transact``):
         self._content = ""
@@ -236,15 +239,15 @@ class PromptDocument:
         ``update`` of the change that finally integrates them.
 
         An update that writes under this document's own client id (new structs, or deletions
-        of clocks it has not written yet) is refused: only this replica writes there, and pycrdt
-        would keep such structs pending, invisible to the text but relayed to nobody, while a
-        peer that receives them from elsewhere integrates them (see :meth:`refuse_own_writes`).
+        of clocks it has not written yet) is refused: only this replica writes there (see
+        :meth:`refuse_own_writes`). With ``origin="user"`` (a client's update, not a peer
+        node's) the same holds for the client ids of the other nodes' documents.
 
         Raises:
             UpdateError: the update cannot be decoded, or writes under this document's client
                 id; the document is untouched.
         """
-        if self._hold_if_gapped(update):
+        if self._hold_if_gapped(update, from_client=origin == "user"):
             return Change(update=b"", ops=[], content_before=self.text, content_after=self.text)
         self._check_cache()
         return self._transact(
@@ -292,23 +295,35 @@ class PromptDocument:
         """
         self._check_update(update)
 
-    def _check_update(self, update: bytes) -> bool:
-        """:meth:`refuse_own_writes`, then whether ``update`` skips clocks of another client."""
+    def note_peer_server_id(self, client_id: int) -> None:
+        """Record the client id another node's replica of this document writes under.
+
+        A client's update (``origin="user"``) may not write there: only that node does, and
+        its relay would refuse such structs, leaving it and us with different documents.
+        """
+        if client_id != self._doc.client_id:
+            self._peer_ids.add(client_id)
+
+    def _check_update(self, update: bytes, *, from_client: bool = False) -> bool:
+        """:meth:`refuse_own_writes` (for the peers' ids too if ``from_client``), then whether
+        ``update`` skips clocks of some client."""
         own = self._doc.client_id
+        guarded = {own, *self._peer_ids} if from_client and self._peer_ids else {own}
         ranges = read_update_ranges(update)
-        if not ranges.structs and all(r.client != own for r in ranges.deletes):
+        if not ranges.structs and all(r.client not in guarded for r in ranges.deletes):
             return False
         state = self._state_map()
         for claimed in (*ranges.structs, *ranges.deletes):
             have = state.get(claimed.client, 0)
-            if claimed.client == own and claimed.end > have:
+            if claimed.client in guarded and claimed.end > have:
+                whose = "the server's own" if claimed.client == own else "another server's"
                 raise UpdateError(
-                    f"update writes clocks {claimed.start}..{claimed.end} under the server's own "
-                    f"client id {own} (it has written up to {have}); refused"
+                    f"update writes clocks {claimed.start}..{claimed.end} under {whose} "
+                    f"client id {claimed.client} (written up to {have}); refused"
                 )
         return any(group.start > state.get(group.client, 0) for group in ranges.structs)
 
-    def _hold_if_gapped(self, update: bytes) -> bool:
+    def _hold_if_gapped(self, update: bytes, *, from_client: bool = False) -> bool:
         """Keep ``update`` aside if it skips clocks; refuse it if it writes under our id.
 
         pycrdt does not hold a struct that skips clocks pending as Yjs does: when its origins
@@ -319,7 +334,7 @@ class PromptDocument:
         Raises:
             UpdateError: as for :meth:`refuse_own_writes`, or too many updates are waiting.
         """
-        if not self._check_update(update):
+        if not self._check_update(update, from_client=from_client):
             return False
         if len(self._waiting) >= self._max_waiting:
             raise UpdateError(
