@@ -39,7 +39,7 @@ OBSERVER_ID = 777
 START = "hello wörld 😀"
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
