@@ -55,7 +55,7 @@ def median_us(samples: Sequence[float]) -> float:
     return statistics.median(samples) * 1e6
 
 
-def time_each(count: int, run: Callable[[int], None]) -> float:
+def time_each(count: int, run: Callable[[int], object]) -> float:
     samples = []
     for index in range(count):
         start = time.perf_counter()
