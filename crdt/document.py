@@ -14,7 +14,6 @@ from typing import Any
 
 from pycrdt import Doc, Text, merge_updates
 
-from crdt.codec import Decoder
 from crdt.delta import (
     DeltaMismatchError,
     Piece,
@@ -25,7 +24,7 @@ from crdt.delta import (
 from crdt.errors import OpError, ProtocolError, UpdateError
 from crdt.ops import EditOp, OpOrigin
 from crdt.positions import utf8_length, utf16_length, utf16_to_index
-from crdt.update_header import read_update_ranges
+from crdt.update_header import read_state_vector, read_update_ranges
 
 __all__ = ["EMPTY_UPDATE", "TEXT_NAME", "Change", "PromptDocument"]
 
@@ -381,10 +380,7 @@ class PromptDocument:
 
     def _state_map(self) -> dict[int, int]:
         """This document's state vector: per client id, the number of clocks it has."""
-        decoder = Decoder(self._doc.get_state())
-        return {
-            decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())
-        }
+        return read_state_vector(self._doc.get_state())
 
     def _apply_raw(self, update: bytes) -> None:
         try:

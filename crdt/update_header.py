@@ -14,11 +14,17 @@ O(its size). Whatever this module refuses, pycrdt would refuse too or store as g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from crdt.errors import UpdateError
 
-__all__ = ["MAX_ANY_DEPTH", "ClockRange", "UpdateRanges", "read_update_ranges"]
+__all__ = [
+    "MAX_ANY_DEPTH",
+    "ClockRange",
+    "UpdateRanges",
+    "read_state_vector",
+    "read_update_ranges",
+]
 
 MAX_ANY_DEPTH = 64
 """Deepest nesting of lib0 ``any`` values (arrays, objects) accepted in an update."""
@@ -30,8 +36,7 @@ _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKI
 _XML_ELEMENT, _XML_HOOK = 3, 5  # type refs that carry a name
 
 
-@dataclass(frozen=True, slots=True)
-class ClockRange:
+class ClockRange(NamedTuple):
     """Clocks ``start`` (inclusive) to ``end`` (exclusive) of one client."""
 
     client: int
@@ -39,8 +44,7 @@ class ClockRange:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateRanges:
+class UpdateRanges(NamedTuple):
     """The struct groups an update creates and the ranges its delete set deletes."""
 
     structs: list[ClockRange]
@@ -67,13 +71,25 @@ class _Reader:
         self.pos += count
 
     def uint(self) -> int:
-        value = 0
-        for index in range(_MAX_VAR_UINT_BYTES):
-            byte = self.byte()
-            value |= (byte & 0x7F) << (7 * index)
-            if byte < 0x80:
-                return value
-        raise UpdateError("malformed Yjs update: varuint longer than 53 bits")
+        # The hot path of every update: most varuints are one byte, read inline.
+        data, pos = self.data, self.pos
+        if pos >= len(data):
+            raise UpdateError("truncated Yjs update")
+        byte = data[pos]
+        pos += 1
+        value = byte & 0x7F
+        shift = 7
+        while byte >= 0x80:
+            if shift >= 7 * _MAX_VAR_UINT_BYTES:
+                raise UpdateError("malformed Yjs update: varuint longer than 53 bits")
+            if pos >= len(data):
+                raise UpdateError("truncated Yjs update")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+        self.pos = pos
+        return value
 
     def signed(self) -> None:  # a signed varint: 6 bits, then 7 per byte
         byte = self.byte()
@@ -124,6 +140,16 @@ class _Reader:
                 self.any(depth + 1)
         else:
             raise UpdateError(f"malformed Yjs update: unknown value tag {tag}")
+
+
+def read_state_vector(state_vector: bytes) -> dict[int, int]:
+    """Decode an encoded state vector: per client id, the number of clocks known.
+
+    Raises:
+        UpdateError: it is malformed.
+    """
+    reader = _Reader(bytes(state_vector))
+    return {reader.uint(): reader.uint() for _ in range(_count(reader))}
 
 
 def read_update_ranges(update: bytes) -> UpdateRanges:
