@@ -25,6 +25,7 @@ from crdt.errors import OpError, ProtocolError, UpdateError
 from crdt.ops import EditOp, OpOrigin
 from crdt.positions import utf8_length, utf16_length, utf16_to_index
 from crdt.pycrdt_raw import is_rust_panic, observe_text_raw, observe_transactions_raw
+from crdt.update_header import read_state_vector, read_update_ranges
 
 __all__ = ["EMPTY_UPDATE", "TEXT_NAME", "Change", "PromptDocument"]
 
@@ -33,6 +34,9 @@ TEXT_NAME = "content"
 
 EMPTY_UPDATE = b"\x00\x00"
 """The encoding of a Yjs update that contains nothing."""
+
+DEFAULT_MAX_WAITING_UPDATES = 256
+"""Default bound on updates waiting for a clock gap to be filled, per document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +63,21 @@ class Change:
 class PromptDocument:
     """A prompt's CRDT document; see the module docstring."""
 
-    def __init__(self, *, client_id: int | None = None) -> None:
-        """Create an empty document (``client_id`` is random unless given, e.g. in tests)."""
+    def __init__(
+        self, *, client_id: int | None = None, max_waiting: int = DEFAULT_MAX_WAITING_UPDATES
+    ) -> None:
+        """Create an empty document (``client_id`` is random unless given, e.g. in tests).
+
+        ``max_waiting`` bounds the updates held back for a clock gap (see :meth:`apply_update`).
+        """
         self._doc: Doc[Text] = Doc(client_id=client_id)
+        # Updates that skip clocks of some client, held here (not in pycrdt, see
+        # ``_gap_of``) until an update fills the gap; oldest first.
+        self._waiting: list[bytes] = []
+        self._max_waiting = max_waiting
+        # Client ids of the documents of the other nodes serving this one (see
+        # :meth:`note_peer_server_id`): their structs reach us only from those nodes.
+        self._peer_ids: set[int] = set()
         self._text = self._doc.get(TEXT_NAME, type=Text)
         # Caches of the text, kept up to date by every change (see ``_transact``):
         self._content = ""
@@ -96,7 +112,8 @@ class PromptDocument:
             UpdateError: ``state`` is not a valid Yjs update.
         """
         document = cls(client_id=client_id)
-        document.apply_update(state)
+        # Our own persisted state may hold structs under ``client_id``: no own-id check here.
+        document._transact(lambda: document._apply_raw(state), None, "sync")
         return document
 
     @classmethod
@@ -221,13 +238,22 @@ class PromptDocument:
         update whose dependencies are missing wait inside the document and are part of the
         ``update`` of the change that finally integrates them.
 
-        Raises:
-            UpdateError: the update cannot be decoded; the document is untouched.
-        """
+        An update that writes under this document's own client id (new structs, or deletions
+        of clocks it has not written yet) is refused: only this replica writes there (see
+        :meth:`refuse_own_writes`). With ``origin="user"`` (a client's update, not a peer
+        node's) the same holds for the client ids of the other nodes' documents.
 
+        Raises:
+            UpdateError: the update cannot be decoded, or writes under this document's client
+                id; the document is untouched.
+        """
+        if self._hold_if_gapped(update, from_client=origin == "user"):
+            return Change(update=b"", ops=[], content_before=self.text, content_after=self.text)
         self._check_cache()
         return self._transact(
-            lambda: self._apply_raw(update), None if self._plain else self._pieces(), origin
+            lambda: self._apply_and_release(update),
+            None if self._plain else self._pieces(),
+            origin,
         )
 
     def integrate_update(self, update: bytes) -> tuple[bytes, bool]:
@@ -238,21 +264,124 @@ class PromptDocument:
         on the next read or change. The integrated update is ``b""`` when nothing was new.
 
         Raises:
-            UpdateError: the update cannot be decoded; the document is untouched.
+            UpdateError: as for :meth:`apply_update`; the document is untouched.
         """
+        if self._hold_if_gapped(update):
+            return b"", False
         recorder = self._recorder
         if recorder.updates or recorder.changed:  # edited behind our back: re-read later
             recorder.take()
             self._stale = True
         recorder.want_delta = False
         try:
-            self._apply_raw(update)
+            self._apply_and_release(update)
         finally:
             updates, _deltas, changed = recorder.take()
             if changed or updates:
                 self._stale = True
         merged = updates[0] if len(updates) == 1 else merge_updates(*updates) if updates else b""
         return (b"" if merged == EMPTY_UPDATE else merged), changed
+
+    def refuse_own_writes(self, update: bytes) -> None:
+        """Raise :class:`UpdateError` if ``update`` writes under this document's client id.
+
+        That is a struct or a deletion beyond the clocks this replica has written itself: only
+        it writes there, and nobody else could ever fill such a gap. At or below them it is a
+        duplicate of our own change (e.g. a peer node's sync reply) and harmless. Costs one pass
+        over ``update``, no pycrdt call.
+
+        Raises:
+            UpdateError: the update is malformed, or writes under our client id.
+        """
+        self._check_update(update)
+
+    def note_peer_server_id(self, client_id: int) -> None:
+        """Record the client id another node's replica of this document writes under.
+
+        A client's update (``origin="user"``) may not write there: only that node does, and
+        its relay would refuse such structs, leaving it and us with different documents.
+        """
+        if client_id != self._doc.client_id:
+            self._peer_ids.add(client_id)
+
+    def _check_update(self, update: bytes, *, from_client: bool = False) -> bool:
+        """:meth:`refuse_own_writes` (for the peers' ids too if ``from_client``), then whether
+        ``update`` skips clocks of some client."""
+        own = self._doc.client_id
+        guarded = {own, *self._peer_ids} if from_client and self._peer_ids else {own}
+        ranges = read_update_ranges(update)
+        if not ranges.structs and all(r.client not in guarded for r in ranges.deletes):
+            return False
+        state = self._state_map()
+        for claimed in (*ranges.structs, *ranges.deletes):
+            have = state.get(claimed.client, 0)
+            if claimed.client in guarded and claimed.end > have:
+                whose = "the server's own" if claimed.client == own else "another server's"
+                raise UpdateError(
+                    f"update writes clocks {claimed.start}..{claimed.end} under {whose} "
+                    f"client id {claimed.client} (written up to {have}); refused"
+                )
+        return any(group.start > state.get(group.client, 0) for group in ranges.structs)
+
+    def _hold_if_gapped(self, update: bytes, *, from_client: bool = False) -> bool:
+        """Keep ``update`` aside if it skips clocks; refuse it if it writes under our id.
+
+        pycrdt does not hold a struct that skips clocks pending as Yjs does: when its origins
+        are known it integrates it without advancing its state vector, so the text changes but
+        the transaction's update is empty and no peer ever gets it (found by the fuzz suite).
+        Such an update therefore waits here, outside pycrdt, until the gap is filled.
+
+        Raises:
+            UpdateError: as for :meth:`refuse_own_writes`, or too many updates are waiting.
+        """
+        if not self._check_update(update, from_client=from_client):
+            return False
+        if len(self._waiting) >= self._max_waiting:
+            raise UpdateError(
+                f"{len(self._waiting)} updates already wait for missing clocks; refused"
+            )
+        self._waiting.append(bytes(update))
+        return True
+
+    def _apply_and_release(self, update: bytes) -> None:
+        """Apply ``update``, then every waiting update whose gap it filled (same transaction
+        as far as the caller is concerned: the recorder collects them all)."""
+        self._apply_raw(update)
+        progress = bool(self._waiting)
+        while progress:
+            progress = False
+            for waiting in list(self._waiting):
+                try:
+                    gapped = self._check_update(waiting)
+                except UpdateError:  # e.g. it overlaps what we have written since
+                    self._waiting.remove(waiting)
+                    continue
+                if not gapped:
+                    self._waiting.remove(waiting)
+                    # Its failure must not fail ``update``, which is applied already.
+                    with suppress(UpdateError):
+                        self._apply_raw(waiting)
+                    progress = True
+
+    @property
+    def waiting_updates(self) -> int:
+        """How many updates wait for a clock gap to be filled."""
+        return len(self._waiting)
+
+    @property
+    def max_waiting_updates(self) -> int:
+        """The bound on :attr:`waiting_updates`; beyond it a gapped update is refused."""
+        return self._max_waiting
+
+    @max_waiting_updates.setter
+    def max_waiting_updates(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_waiting_updates must be >= 1, got {value}")
+        self._max_waiting = value
+
+    def _state_map(self) -> dict[int, int]:
+        """This document's state vector: per client id, the number of clocks it has."""
+        return read_state_vector(self._doc.get_state())
 
     def _apply_raw(self, update: bytes) -> None:
         try:

@@ -115,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
                         op_ids_per_user=settings.op_ids_per_user,
                         op_id_max_chars=settings.op_id_max_chars,
                         max_document_bytes=settings.max_document_bytes,
+                        crdt_max_waiting_updates=settings.crdt_max_waiting_updates,
                     )
                 )
                 admission = await stack.enter_async_context(

@@ -92,6 +92,9 @@ class Settings:
     # ids a room remembers and reads back at a join, and the longest op id accepted.
     op_ids_per_user: int = 100
     op_id_max_chars: int = 64
+    # Yjs updates that skip clocks of a client wait outside pycrdt until the gap is filled
+    # (see crdt.document); at most this many per document, more are refused (close 1003).
+    crdt_max_waiting_updates: int = 256
     # Awareness (presence) caps, see server.hub.awareness: client ids one connection may
     # announce, entries one message may declare (more: dropped unread), states one room holds,
     # and the size (JSON bytes) and nesting depth of one state.
@@ -384,6 +387,12 @@ class Settings:
             ),
             op_id_max_chars=integer(
                 "PROMPT_STUDIO_OP_ID_MAX_CHARS", defaults.op_id_max_chars, 8, 1024
+            ),
+            crdt_max_waiting_updates=integer(
+                "PROMPT_STUDIO_CRDT_MAX_WAITING_UPDATES",
+                defaults.crdt_max_waiting_updates,
+                1,
+                100_000,
             ),
             awareness_ids_per_connection=integer(
                 "PROMPT_STUDIO_AWARENESS_IDS_PER_CONNECTION",

@@ -13,7 +13,10 @@ Each loaded room has a :class:`RoomLink` on the channel ``session:{id}``. Messag
 - ``op-landed``: ``varstring user_id, varstring op_id, varstring digest`` — a JSON op with a
   client op id was applied on the sending node (sent right after its update), so a resend of it
   to this node is not applied again before its history row can be read (see
-  :mod:`server.hub.op_ids`).
+  :mod:`server.hub.op_ids`);
+- ``server-id``: ``varuint client_id`` — the Yjs client id the sending node's replica writes
+  under (on open and in answer to a sync-request): this node then refuses clients' updates
+  that write there, which the sender would refuse to take from us.
 
 Outgoing messages go through a bounded outbox drained by one task, which coalesces consecutive
 updates of one user into one merged update. Pub/sub may lose messages; a lost one is noticed by
@@ -38,6 +41,7 @@ from crdt.codec import (
     encode_awareness,
     write_var_bytes,
     write_var_string,
+    write_var_uint,
 )
 from crdt.merge import merge_updates
 from server.hub.broker import Broker, BrokerError, Envelope, Subscription
@@ -51,6 +55,7 @@ SYNC_REQUEST = "sync-request"
 SYNC_REPLY = "sync-reply"
 CONTROL = "control"
 OP_LANDED = "op-landed"
+SERVER_ID = "server-id"
 
 # Outgoing messages a room may queue while the broker is slow; past this they are dropped and
 # the peers are resynced instead.
@@ -114,6 +119,7 @@ class RoomLink:
         for envelope in early:
             self._handle(envelope)
         self.request_sync()
+        self.announce_server_id()
 
     async def close(self) -> None:
         """Stop listening and sending (what is still queued is covered by the stored state)."""
@@ -147,6 +153,12 @@ class RoomLink:
             return
         self.resyncs += 1
         self._enqueue(SYNC_REQUEST, "", self.room.document.state_vector())
+
+    def announce_server_id(self) -> None:
+        """Tell the peers the client id this node's replica writes under (see
+        :meth:`crdt.document.PromptDocument.note_peer_server_id`)."""
+        if self.room is not None:
+            self._enqueue(SERVER_ID, "", write_var_uint(self.room.document.client_id))
 
     def _enqueue(self, kind: str, user_id: str, payload: bytes) -> None:
         if len(self._outbox) >= OUTBOX_LIMIT:
@@ -276,6 +288,11 @@ class RoomLink:
             state_vector = decoder.read_var_bytes("state vector")
             decoder.expect_end(kind)
             self._reply_to_sync(room, envelope.sender, state_vector)
+            self.announce_server_id()  # a node that (re)joins has not heard it yet
+        elif kind == SERVER_ID:
+            client_id = decoder.read_var_uint("client id")
+            decoder.expect_end(kind)
+            room.document.note_peer_server_id(client_id)
         elif kind == SYNC_REPLY:
             requester = decoder.read_var_string("requester")
             update = decoder.read_var_bytes("update")

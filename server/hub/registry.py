@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crdt import OpOrigin, PromptDocument
 from crdt.diff import diff_to_op
+from crdt.document import DEFAULT_MAX_WAITING_UPDATES
 from crdt.merge import document_from_log
 from server.hub.announcements import announce
 from server.hub.awareness import DEFAULT_LIMITS, AwarenessLimits
@@ -58,12 +59,14 @@ class Hub:
         op_ids_per_user: int = 100,
         op_id_max_chars: int = 64,
         max_document_bytes: int | None = None,
+        crdt_max_waiting_updates: int = DEFAULT_MAX_WAITING_UPDATES,
     ) -> None:
         self._sessions = sessions
         self._max_document_bytes = max_document_bytes
         self._awareness_limits = awareness_limits
         self._op_ids_per_user = op_ids_per_user
         self._op_id_max_chars = op_id_max_chars
+        self._max_waiting_updates = crdt_max_waiting_updates
         self.writer = writer
         self.presence = presence
         self.broker = broker
@@ -202,6 +205,7 @@ class Hub:
             # every later load (and every Yjs client) sees the same CRDT items.
             document = PromptDocument.from_text(content)
             self.writer.log_update(session_id, document.full_state())
+        document.max_waiting_updates = self._max_waiting_updates
         logger.info(
             "loaded document %s (%d chars, %d logged updates)",
             session_id,

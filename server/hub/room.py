@@ -345,8 +345,8 @@ class Room:
                 integrated, text_changed = self.document.integrate_update(update)
                 if integrated:
                     self._queue_yjs_update(integrated, None)
-        except UpdateError:
-            logger.warning("dropping an undecodable update from a peer for %s", self.session_id)
+        except UpdateError as exc:
+            logger.warning("dropping an update from a peer for %s: %s", self.session_id, exc)
             return
         if text_changed:
             # Our next recorded edit is relative to text this node did not write itself.

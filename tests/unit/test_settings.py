@@ -188,6 +188,7 @@ AWARENESS_VARIABLES = {
     "PROMPT_STUDIO_AWARENESS_STATES_PER_ROOM": ("awareness_states_per_room", 1000, 1, None),
     "PROMPT_STUDIO_AWARENESS_STATE_BYTES": ("awareness_state_bytes", 8192, 2, None),
     "PROMPT_STUDIO_AWARENESS_STATE_DEPTH": ("awareness_state_depth", 16, 1, 100),
+    "PROMPT_STUDIO_CRDT_MAX_WAITING_UPDATES": ("crdt_max_waiting_updates", 256, 1, 100_000),
 }
 
 
