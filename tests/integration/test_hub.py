@@ -11,15 +11,10 @@ import pytest
 import pytest_asyncio
 
 from crdt import EditOp, PromptDocument
-from crdt.merge import fold_updates, merge_updates
-from server.hub.memory_broker import MemoryBroker
-from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub, SessionNotFoundError
 from server.hub.room import StaleRevisionError
-from storage.engine import create_engine, create_session_factory
-from storage.history_writer import HistoryWriter
-from storage.repositories.collaboration import create_session, get_session_by_id
-from tests.support.accounts import create_accounts
+from storage.repositories.collaboration import get_session_by_id
+from tests.support.hubs import hub_with_session
 from tests.support.transports import recording_json_connection
 from tests.support.waiting import eventually
 
@@ -28,32 +23,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def hub_and_session(migrated_database_url: str) -> AsyncIterator[tuple[Hub, str, str]]:
-    (owner,) = await create_accounts(migrated_database_url, ["Owner"])
-    engine = create_engine(migrated_database_url)
-    sessions = create_session_factory(engine)
-    async with sessions() as db, db.begin():
-        row = await create_session(
-            db,
-            tenant_id=owner.tenant_id,
-            owner_id=owner.user_id,
-            name="hub",
-            share_token="hub-token",
-            content="hello",
-            crdt_state=PromptDocument.from_text("hello").full_state(),
-        )
-        session_id = row.id
-    try:
-        async with (
-            MemoryBroker("node-a") as broker,
-            HistoryWriter(
-                sessions, merge=merge_updates, fold=fold_updates, linger_seconds=0.001
-            ) as writer,
-            PresenceTracker(sessions, interval=60) as presence,
-            Hub(sessions, writer, presence, broker, unload_grace_seconds=0.05) as hub,
-        ):
-            yield hub, session_id, owner.user_id
-    finally:
-        await engine.dispose()
+    async with hub_with_session(migrated_database_url, name="hub") as setup:
+        yield setup.hub, setup.session_id, setup.owner.user_id
 
 
 async def test_concurrent_acquires_share_one_load(hub_and_session: tuple[Hub, str, str]) -> None:

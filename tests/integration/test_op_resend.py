@@ -13,19 +13,13 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from crdt import PromptDocument
-from crdt.merge import fold_updates, merge_updates
 from server.hub.connection import ClientConnection
 from server.hub.json_protocol import handle_json_frame, welcome_message
-from server.hub.memory_broker import MemoryBroker
-from server.hub.presence import PresenceTracker
 from server.hub.registry import Hub
 from server.hub.room import Room
-from storage.engine import create_engine, create_session_factory
-from storage.history_writer import HistoryWriter
 from storage.models import EditHistory
-from storage.repositories.collaboration import create_session
 from tests.support.accounts import create_accounts
+from tests.support.hubs import hub_with_session
 from tests.support.locks import write_lock
 from tests.support.transports import RecordingTransport, recording_json_connection
 from tests.support.waiting import eventually
@@ -68,39 +62,13 @@ class Setup:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def setup(migrated_database_url: str) -> AsyncIterator[Setup]:
-    (owner,) = await create_accounts(migrated_database_url, ["Owner"])
-    engine = create_engine(migrated_database_url)
-    sessions = create_session_factory(engine)
-    async with sessions() as db, db.begin():
-        row = await create_session(
-            db,
-            tenant_id=owner.tenant_id,
-            owner_id=owner.user_id,
-            name="resend",
-            share_token="resend-token",
-            content="hello",
-            crdt_state=PromptDocument.from_text("hello").full_state(),
-        )
-    try:
-        async with (
-            MemoryBroker("node-a") as broker,
-            HistoryWriter(
-                sessions, merge=merge_updates, fold=fold_updates, linger_seconds=0.001
-            ) as writer,
-            PresenceTracker(sessions, interval=60) as presence,
-            Hub(
-                sessions,
-                writer,
-                presence,
-                broker,
-                unload_grace_seconds=0.05,
-                op_ids_per_user=OPS_PER_USER,
-                op_id_max_chars=MAX_ID_CHARS,
-            ) as hub,
-        ):
-            yield Setup(hub, row.id, owner.user_id, migrated_database_url)
-    finally:
-        await engine.dispose()
+    async with hub_with_session(
+        migrated_database_url,
+        name="resend",
+        op_ids_per_user=OPS_PER_USER,
+        op_id_max_chars=MAX_ID_CHARS,
+    ) as seeded:
+        yield Setup(seeded.hub, seeded.session_id, seeded.owner.user_id, migrated_database_url)
 
 
 def replies(conn: ClientConnection) -> list[dict[str, Any]]:
