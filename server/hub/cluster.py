@@ -92,7 +92,6 @@ class RoomLink:
         self._on_control = on_control
         self.room: Room | None = None
         self._early: deque[Envelope] = deque()
-        self._early_overflow = False
         self._outbox: deque[tuple[str, str, bytes]] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -233,8 +232,7 @@ class RoomLink:
     def _on_envelope(self, envelope: Envelope) -> None:
         if self.room is None:
             if len(self._early) >= EARLY_LIMIT:
-                self._early.clear()
-                self._early_overflow = True  # the sync on attach covers what was dropped
+                self._early.clear()  # the sync on attach covers what was dropped
             self._early.append(envelope)
             return
         self._handle(envelope)

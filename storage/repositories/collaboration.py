@@ -80,15 +80,6 @@ async def get_session_by_id(db: AsyncSession, session_id: str) -> CollaborationS
     return await db.get(CollaborationSession, session_id)
 
 
-async def get_session_by_share_token(
-    db: AsyncSession, share_token: str
-) -> CollaborationSession | None:
-    """The session a share token currently admits to, or None."""
-    return await db.scalar(
-        select(CollaborationSession).where(CollaborationSession.share_token == share_token)
-    )
-
-
 async def list_active_sessions(
     db: AsyncSession, *, tenant_id: str, limit: int, offset: int
 ) -> tuple[list[SessionSummary], int]:
