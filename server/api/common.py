@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Principal
 from server.errors import Forbidden, NotFound
-from server.hub.connection import ROLE_RANK
 from storage.models import CollaborationSession
+from storage.models.collaboration import MemberRole, role_at_least
 from storage.repositories.collaboration import get_member, get_session
 
 
@@ -23,12 +23,12 @@ async def tenant_session(
 
 
 async def require_role(
-    db: AsyncSession, session: CollaborationSession, principal: Principal, minimum: str
+    db: AsyncSession, session: CollaborationSession, principal: Principal, minimum: MemberRole
 ) -> str:
     """The caller's role in the session, or 403 if it is below ``minimum``."""
     member = await get_member(db, session.id, principal.user_id)
     role = member.role if member is not None and member.role else None
-    if role is None or ROLE_RANK[role] < ROLE_RANK[minimum]:
+    if role is None or not role_at_least(role, minimum):
         raise Forbidden(f"this needs the {minimum} role in the session")
     return role
 

@@ -29,10 +29,9 @@ from server.hub.closing import CloseCode
 from server.hub.ratelimit import TokenBucket
 from server.hub.traffic import Traffic, json_type, yjs_type
 from server.hub.wire import DirectTransport, WireMessage
+from storage.models.collaboration import role_at_least
 
 logger = logging.getLogger(__name__)
-
-ROLE_RANK = {"VIEWER": 0, "EDITOR": 1, "OWNER": 2}
 
 
 class WireProtocol(StrEnum):
@@ -124,7 +123,7 @@ class ClientConnection:
     @property
     def can_edit(self) -> bool:
         """Whether the current role may change the document (checked on every change)."""
-        return ROLE_RANK.get(self.role, 0) >= ROLE_RANK["EDITOR"]
+        return role_at_least(self.role, "EDITOR")
 
     @property
     def queued(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,8 +13,17 @@ from storage.base import Base, JSONType, new_uuid, utcnow
 if TYPE_CHECKING:
     from storage.models.tenancy import Tenant, User
 
-#: The roles a session member may have, weakest last.
-MEMBER_ROLES = ("OWNER", "EDITOR", "VIEWER")
+#: A session member's role; the one definition storage, REST and the hub share.
+MemberRole = Literal["OWNER", "EDITOR", "VIEWER"]
+#: The roles a session member may have, strongest first.
+MEMBER_ROLES: tuple[MemberRole, ...] = ("OWNER", "EDITOR", "VIEWER")
+#: A role may do whatever a role of lower rank may.
+ROLE_RANK: dict[str, int] = {role: len(MEMBER_ROLES) - i for i, role in enumerate(MEMBER_ROLES)}
+
+
+def role_at_least(role: str | None, minimum: MemberRole) -> bool:
+    """Whether ``role`` (None or an unknown name: no role) ranks at least ``minimum``."""
+    return role is not None and ROLE_RANK.get(role, 0) >= ROLE_RANK[minimum]
 
 
 class CollaborationSession(Base):
@@ -84,7 +93,7 @@ class SessionMember(Base):
     user: Mapped[User] = relationship()
 
     __table_args__ = (
-        CheckConstraint("role IN ('OWNER', 'EDITOR', 'VIEWER')", name="valid_role"),
+        CheckConstraint(f"role IN ({', '.join(repr(r) for r in MEMBER_ROLES)})", name="valid_role"),
         Index("idx_session_members_unique", "user_id", "session_id", unique=True),
     )
 

@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.base import utcnow
 from storage.models import CollaborationSession, DocumentUpdate, SessionMember, User
-
-ROLES = ("OWNER", "EDITOR", "VIEWER")
+from storage.models.collaboration import MEMBER_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +174,8 @@ async def set_member_role(
     db: AsyncSession, *, session_id: str, user_id: str, role: str
 ) -> SessionMember | None:
     """Change a member's role (creating the membership if the user is not one yet)."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role not in MEMBER_ROLES:
+        raise ValueError(f"role must be one of {', '.join(MEMBER_ROLES)}")
     member = await get_member(db, session_id, user_id)
     if member is None:
         member = SessionMember(session_id=session_id, user_id=user_id, role=role)

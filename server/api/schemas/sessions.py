@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,8 +17,9 @@ from server.api.types import (
     UtcDatetime,
     reject_null,
 )
+from storage.models.collaboration import MemberRole
 
-Role = Literal["OWNER", "EDITOR", "VIEWER"]
+Role = MemberRole
 
 
 class SessionCreate(ApiModel):
