@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from server.auth import Principal
 from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.ratelimit import TokenBucket
@@ -41,3 +43,18 @@ def recording_json_connection(user: str, role: str = "EDITOR") -> ClientConnecti
     )
     conn.protocol = WireProtocol.JSON
     return conn
+
+
+class InstantWriter:
+    """A history writer for in-process rooms that takes every edit at once and stores nothing."""
+
+    def admit(self) -> bool:
+        return True
+
+    def submit(self, *_: object, **__: object) -> asyncio.Future[list[int]]:
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        future.set_result([])
+        return future
+
+    def log_update(self, *_: object) -> None:
+        pass

@@ -22,22 +22,9 @@ from server.hub.connection import WireProtocol
 from server.hub.memory_broker import MemoryBroker, MemoryBus
 from server.hub.room import Room
 from server.hub.yjs_protocol import handle_binary_frame
-from tests.support.transports import recording_json_connection
+from tests.support.transports import InstantWriter, recording_json_connection
 
 BASE = PromptDocument.from_text("hello", client_id=1).full_state()
-
-
-class RecordingWriter:
-    def admit(self) -> bool:
-        return True
-
-    def submit(self, *_: object, **__: object) -> asyncio.Future[list[int]]:
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        future.set_result([])
-        return future
-
-    def log_update(self, *_: object) -> None:
-        pass
 
 
 def node_room(client_id: int) -> Room:
@@ -47,7 +34,7 @@ def node_room(client_id: int) -> Room:
         name="n",
         description=None,
         document=PromptDocument.from_state(BASE, client_id=client_id),
-        writer=RecordingWriter(),  # type: ignore[arg-type]
+        writer=InstantWriter(),  # type: ignore[arg-type]
         node_id=f"node-{client_id}",
         log_remote_updates=True,
     )

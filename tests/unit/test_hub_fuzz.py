@@ -32,7 +32,7 @@ from server.hub.connection import ClientConnection, WireProtocol
 from server.hub.json_protocol import handle_json_frame
 from server.hub.room import Room
 from server.hub.yjs_protocol import handle_binary_frame
-from tests.support.transports import RecordingTransport, recording_json_connection
+from tests.support.transports import InstantWriter, RecordingTransport, recording_json_connection
 
 SERVER_ID = 4242
 OBSERVER_ID = 777
@@ -44,21 +44,6 @@ FUZZ = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-
-
-class RecordingWriter:
-    """A history writer that accepts everything at once."""
-
-    def admit(self) -> bool:
-        return True
-
-    def submit(self, *_: object, **__: object) -> asyncio.Future[list[int]]:
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        future.set_result([])
-        return future
-
-    def log_update(self, *_: object) -> None:
-        pass
 
 
 def base_document() -> PromptDocument:
@@ -207,7 +192,7 @@ async def run_frames(sequence: list[tuple[str, Any]]) -> None:
         name="n",
         description=None,
         document=base_document(),
-        writer=RecordingWriter(),  # type: ignore[arg-type]
+        writer=InstantWriter(),  # type: ignore[arg-type]
     )
     json_attacker = _join(room, "mallory", WireProtocol.JSON, "EDITOR")
     yjs_attacker = _join(room, "trudy", WireProtocol.YJS, "EDITOR")
